@@ -73,7 +73,8 @@ class InfillModel:
 
     @property
     def vocab_size(self) -> int:
-        return int(self.network.config.vocab_size)
+        config: Any = self.network.config
+        return int(config.vocab_size)
 
     @property
     def max_positions(self) -> int:
@@ -260,7 +261,7 @@ def save_model(
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     scratch.chmod(0o755)
     try:
-        network.save_pretrained(scratch, safe_serialization=True)
+        network.save_pretrained(scratch, safe_serialization=True)  # type: ignore[operator]
         tokenizer.save(str(scratch / "tokenizer.json"))
         (scratch / "tokenizer_config.json").write_text(
             json.dumps(_tokenizer_config(), indent=2) + "\n", encoding="utf-8"

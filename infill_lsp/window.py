@@ -1,8 +1,9 @@
 """The token window around a span: what the model sees, shared by training and serving.
 
-Layout: `[<s>] prefix | span canvas | suffix [</s>]`, where `<s>` appears only when the kept prefix reaches the start of the file and `</s>` only
-when the kept suffix reaches its end, so the model knows where files begin and end. When the
-context must be cut, the prefix keeps the larger share (code depends more on what came before).
+Layout: `[<s>] prefix | span canvas | suffix [</s>]`. `<s>` appears only when the kept prefix
+reaches the start of the file and `</s>` only when the kept suffix reaches its end, so the model
+knows where files begin and end. When the context must be cut, the prefix keeps the larger
+share (code depends more on what came before).
 Training builds its infill examples with the same functions, so served windows look like
 trained ones.
 """

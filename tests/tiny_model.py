@@ -44,7 +44,7 @@ for i in range(10):
 SAMPLE_TEXTS = [
     SAMPLE_CODE,
     "function add(a, b) {\n  return a + b;\n}\nconst x = [1, 2, 3].map((v) => v * 2);\n",
-    "fn main() {\n    let v = vec![1, 2, 3];\n    println!(\"{:?}\", v);\n}\n",
+    'fn main() {\n    let v = vec![1, 2, 3];\n    println!("{:?}", v);\n}\n',
     "# Title\n\nSome prose with ünïcödé, emoji 🎉 and\ttabs.\r\nWindows line.\r\n",
 ]
 

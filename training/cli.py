@@ -1,0 +1,259 @@
+"""`infill-train`: build a corpus, train a tokenizer, train, fine-tune and evaluate models.
+
+Every failure the user can fix ends with one message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+from infill_lsp.errors import InfillError
+
+log = logging.getLogger("infill-train")
+
+
+class UsageError(Exception):
+    """Bad input the user can fix."""
+
+
+def _corpus(args: argparse.Namespace) -> None:
+    from training.corpus import build_corpus
+
+    report = build_corpus([Path(p) for p in args.paths], Path(args.out), args.exclude)
+    print(report.summary())
+    print(f"corpus written to {args.out}")
+
+
+def _tokenizer(args: argparse.Namespace) -> None:
+    from training.corpus import load_corpus
+    from training.tokenizer import train_tokenizer
+
+    texts = _sample_texts(load_corpus(Path(args.corpus))["train"]["text"], args.sample_chars)
+    tokenizer = train_tokenizer(texts, args.vocab)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(out / "tokenizer.json"))
+    print(f"tokenizer of {tokenizer.get_vocab_size()} tokens written to {out}")
+
+
+def _sample_texts(texts: list[str], limit: int) -> list[str]:
+    """A seeded random sample of files holding about `limit` characters."""
+    order = list(range(len(texts)))
+    random.Random(0).shuffle(order)
+    sample: list[str] = []
+    total = 0
+    for i in order:
+        if total >= limit:
+            break
+        sample.append(texts[i])
+        total += len(texts[i])
+    return sample
+
+
+def _train_config(args: argparse.Namespace):  # -> TrainConfig
+    from training.objective import ObjectiveConfig
+    from training.train import TrainConfig
+
+    return TrainConfig(
+        size=args.size,
+        batch=args.batch,
+        lr=args.lr,
+        max_tokens=args.max_tokens,
+        max_minutes=args.max_minutes,
+        schedule_tokens=args.schedule_tokens or args.max_tokens or 200_000_000,
+        warmup_tokens=args.warmup_tokens,
+        checkpoint_minutes=args.checkpoint_minutes,
+        seed=args.seed,
+        objective=ObjectiveConfig(context=args.context, corruption=args.corruption),
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    from training.corpus import load_corpus
+    from training.sizes import PRESETS, build_network
+    from training.tokenizer import load_tokenizer
+    from training.train import train
+
+    out = _writable(Path(args.out))
+    corpus = load_corpus(Path(args.corpus))["train"]
+    tokenizer_dir = Path(args.tokenizer) if args.tokenizer else None
+    if tokenizer_dir is None:
+        raise UsageError("give --tokenizer DIR (make one with `infill-train tokenizer`)")
+    tokenizer = load_tokenizer(tokenizer_dir)
+    network = build_network(args.size, tokenizer, max_positions=max(1024, args.context))
+    config = _train_config(args)
+    parameters = sum(p.numel() for p in network.parameters())
+    metadata = {
+        "recipe": {
+            "size": f"{args.size} {PRESETS[args.size]}",
+            "parameters": parameters,
+            "corpus": json.loads((Path(args.corpus) / "corpus.json").read_text()).get("roots"),
+        }
+    }
+    state = train(
+        network, tokenizer, corpus["text"], corpus["language"], config, out,
+        resume=args.resume, metadata=metadata, progress=not args.quiet,
+    )  # fmt: skip
+    print(f"trained {state.tokens:,} tokens in {state.seconds / 60:.1f} min; model at {out}")
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    from infill_lsp.model import load_model
+    from training.corpus import build_corpus, load_corpus
+    from training.evaluate import EvalConfig, evaluate, format_report
+    from training.train import train
+
+    out = _writable(Path(args.out))
+    base = load_model(None if args.base == "default" else args.base)
+    with tempfile.TemporaryDirectory(prefix="infill-corpus-") as scratch:
+        corpus_dir = Path(scratch) / "corpus"
+        report = build_corpus([Path(args.repo)], corpus_dir, heldout_percent=args.heldout_percent)
+        print(report.summary())
+        corpus = load_corpus(corpus_dir)
+        heldout = corpus["heldout"]
+        if len(heldout) == 0:
+            raise UsageError(f"{args.repo} has too few files to hold any out for evaluation")
+        eval_config = EvalConfig(spans=args.eval_spans, kinds=("line",))
+        before = evaluate(base, heldout["text"], heldout["language"], eval_config)
+        print("before:\n" + format_report(before))
+        config = _train_config(args)
+        network = base.network
+        state = train(
+            network, base.tokenizer, corpus["train"]["text"], corpus["train"]["language"],
+            config, out, metadata={**base.metadata, "finetuned_from": str(base.directory)},
+            progress=not args.quiet,
+        )  # fmt: skip
+        tuned = load_model(out)
+        after = evaluate(tuned, heldout["text"], heldout["language"], eval_config)
+        print("after:\n" + format_report(after))
+        print(
+            f"fine-tuned on {state.tokens:,} tokens in {state.seconds / 60:.1f} min; model at {out}"
+        )
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from infill_lsp.model import load_model
+    from training.corpus import build_corpus, load_corpus
+    from training.evaluate import EvalConfig, evaluate, format_report
+
+    model = load_model(None if args.model == "default" else args.model)
+    if args.repo:
+        scratch = tempfile.TemporaryDirectory(prefix="infill-corpus-")
+        corpus_dir = Path(scratch.name) / "corpus"
+        build_corpus([Path(args.repo)], corpus_dir)
+    elif args.corpus:
+        corpus_dir = Path(args.corpus)
+    else:
+        raise UsageError("give --corpus DIR or --repo PATH")
+    heldout = load_corpus(corpus_dir)["heldout"]
+    config = EvalConfig(spans=args.spans, seed=args.seed, steps=args.steps)
+    report = evaluate(model, heldout["text"], heldout["language"], config)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _writable(out: Path) -> Path:
+    """Refuse an output folder that cannot be written before any work is done."""
+    parent = out.parent if not out.exists() else out
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write to {out}: {error.strerror or error}") from error
+    return out
+
+
+def _add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
+    sub.add_argument("--batch", type=int, default=32, help="sequences per step")
+    sub.add_argument("--context", type=int, default=256, help="tokens per window")
+    sub.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    sub.add_argument("--max-tokens", type=int, help="stop after this many tokens in all")
+    sub.add_argument("--max-minutes", type=float, help="stop after this many minutes")
+    sub.add_argument("--schedule-tokens", type=int, help="length of the cosine LR decay")
+    sub.add_argument("--warmup-tokens", type=int, default=1_000_000)
+    sub.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    sub.add_argument("--corruption", type=float, default=0.0, help="random-token share")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infill-train", description=__doc__)
+    parser.add_argument("--log-level", default="WARNING")
+    subs = parser.add_subparsers(dest="command", required=True)
+
+    corpus = subs.add_parser("corpus", help="build a corpus from directories")
+    corpus.add_argument("paths", nargs="+", help="directories of source code")
+    corpus.add_argument("--out", required=True, help="corpus directory to write")
+    corpus.add_argument("--exclude", action="append", default=[], help="skip folders named so")
+    corpus.set_defaults(run=_corpus)
+
+    tokenizer = subs.add_parser("tokenizer", help="train a byte-level BPE tokenizer")
+    tokenizer.add_argument("--corpus", required=True)
+    tokenizer.add_argument("--vocab", type=int, default=8192)
+    tokenizer.add_argument("--sample-chars", type=int, default=40_000_000)
+    tokenizer.add_argument("--out", required=True)
+    tokenizer.set_defaults(run=_tokenizer)
+
+    from training.sizes import PRESETS
+
+    train = subs.add_parser("train", help="train a model from scratch")
+    train.add_argument("--corpus", required=True)
+    train.add_argument("--tokenizer", help="tokenizer directory")
+    train.add_argument("--size", choices=sorted(PRESETS), default="small")
+    train.add_argument("--out", required=True, help="model directory to write")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    _add_train_options(train, lr=1e-3)
+    train.set_defaults(run=_train)
+
+    finetune = subs.add_parser("finetune", help="fine-tune a model on a codebase")
+    finetune.add_argument("--repo", required=True, help="the codebase")
+    finetune.add_argument("--base", default="default", help="'default' or a model directory")
+    finetune.add_argument("--out", required=True)
+    finetune.add_argument("--heldout-percent", type=int, default=10)
+    finetune.add_argument("--eval-spans", type=int, default=200)
+    _add_train_options(finetune, lr=3e-4)
+    finetune.set_defaults(run=_finetune, size="finetune", max_minutes=None)
+
+    evaluate = subs.add_parser("eval", help="measure a model on held-out files")
+    evaluate.add_argument("--model", default="default")
+    evaluate.add_argument("--corpus")
+    evaluate.add_argument("--repo")
+    evaluate.add_argument("--spans", type=int, default=300, help="spans per kind")
+    evaluate.add_argument("--steps", type=int, default=16)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", help="also write the report here")
+    evaluate.set_defaults(run=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    try:
+        args.run(args)
+    except (UsageError, InfillError) as error:
+        print(f"infill-train: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # corpus and training errors carry their own message
+        from training.corpus import CorpusError
+        from training.train import TrainingError
+
+        if isinstance(error, CorpusError | TrainingError | FileNotFoundError):
+            print(f"infill-train: {error}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

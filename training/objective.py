@@ -1,0 +1,288 @@
+"""The masked-diffusion training objective: examples, masking, and the loss.
+
+Every example is a window of one file, in one of two modes:
+- document mode: the whole window is maskable (pre-training form);
+- infill mode: prefix and suffix stay clean and only a span is noised. The span is a whole or
+  partial line, 2-8 lines, a tree-sitter syntax node (`infill_lsp.regions`), or a random
+  character span. Prefix, span and suffix are tokenized separately and laid out by
+  `infill_lsp.window.build_window`, exactly as the server builds its windows, followed by
+  0..K filler tokens so the model learns to end a span of unknown length.
+
+Masking (in `collate`): one ratio t per sequence, stratified over the batch; each maskable token
+becomes `<mask>` with probability t. The loss is cross-entropy on masked positions only, weighted
+by 1/t and normalised by the number of maskable units, where a run of fillers counts as one unit
+(otherwise the model learns to flood spans with fillers). `<mask>` is never a prediction.
+Example i depends only on (seed, i), so training resumes at the exact data position.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from infill_lsp import regions
+from infill_lsp.model import SPECIAL_TOKENS, TokenIds
+from infill_lsp.schedule import loss_weight, sample_mask_ratios
+from infill_lsp.window import build_window
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """How examples are cut and noised."""
+
+    context: int = 256  # tokens per window
+    max_span_tokens: int = 64
+    max_fillers: int = 64  # K: fillers appended after a span, drawn from 0..K
+    document_share: float = 0.2  # share of examples in document mode
+    span_mix: dict[str, float] = field(
+        default_factory=lambda: {"line": 0.35, "lines": 0.2, "node": 0.25, "chars": 0.2}
+    )
+    corruption: float = 0.0  # share of visible span tokens replaced by random tokens
+    chars_per_window: int = 1024
+
+
+@dataclass
+class Example:
+    """One window: its token ids and which positions may be masked."""
+
+    ids: list[int]
+    maskable: list[int]  # positions that may be masked
+    fillers: list[int]  # positions (a subset of maskable) that hold filler tokens
+    mode: str  # "document" or the span kind
+
+
+@dataclass
+class Batch:
+    """A masked batch, ready for `masked_loss`."""
+
+    input_ids: torch.Tensor  # (B, T) with <mask> at masked positions
+    attention_mask: torch.Tensor  # (B, T)
+    positions: torch.Tensor  # (N,) flat indices into B*T of the predicted positions
+    targets: torch.Tensor  # (N,) the clean token at each predicted position
+    weights: torch.Tensor  # (N,) loss weight of each predicted position
+    tokens: int  # real (non-pad) tokens in the batch
+
+
+def token_ids(tokenizer: Tokenizer) -> TokenIds:
+    """The special token ids of a tokenizer trained by `training.tokenizer`."""
+    ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
+    missing = [role for role, i in ids.items() if i is None]
+    if missing:
+        raise ValueError(f"tokenizer lacks special tokens: {', '.join(missing)}")
+    return TokenIds(**ids)
+
+
+class Examples:
+    """An endless, indexable stream of training examples drawn from a list of files."""
+
+    def __init__(
+        self,
+        texts: list[str],
+        languages: list[str],
+        tokenizer: Tokenizer,
+        config: ObjectiveConfig,
+        seed: int = 0,
+    ) -> None:
+        if not texts:
+            raise ValueError("no files to draw examples from")
+        self.texts = texts
+        self.languages = languages
+        self.tokenizer = tokenizer
+        self.config = config
+        self.seed = seed
+        self.ids = token_ids(tokenizer)
+        self.cumulative: list[int] = []
+        total = 0
+        for text in texts:
+            total += len(text)
+            self.cumulative.append(total)
+        kinds = list(config.span_mix)
+        self.span_kinds = kinds
+        self.span_weights = [config.span_mix[k] for k in kinds]
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids) if text else []
+
+    def __getitem__(self, index: int) -> Example:
+        rng = random.Random(f"{self.seed}:{index}")
+        file = bisect.bisect_right(self.cumulative, rng.randrange(self.cumulative[-1]))
+        text = self.texts[file]
+        start, end = self._window(text, rng)
+        window = text[start:end]
+        if rng.random() < self.config.document_share:
+            return self._document(window, start == 0, end == len(text))
+        kind = rng.choices(self.span_kinds, self.span_weights)[0]
+        for _ in range(4):
+            span = self._span(kind, window, self.languages[file], rng)
+            if span is not None:
+                example = self._infill(window, span, kind, start == 0, end == len(text), rng)
+                if example is not None:
+                    return example
+            kind = "chars"
+        return self._document(window, start == 0, end == len(text))
+
+    def _window(self, text: str, rng: random.Random) -> tuple[int, int]:
+        """A window of characters starting at a line start (often the file start)."""
+        size = self.config.chars_per_window
+        start = max(0, rng.randrange(-size // 4, max(1, len(text) - size // 2)))
+        if start > 0:
+            newline = text.find("\n", start)
+            start = newline + 1 if newline != -1 else 0
+        return start, min(len(text), start + size)
+
+    def _document(self, window: str, at_start: bool, at_end: bool) -> Example:
+        room = self.config.context - 2
+        tokens = self.encode(window)
+        body = tokens[:room]
+        ids = ([self.ids.bos] if at_start else []) + body
+        if at_end and len(body) == len(tokens):
+            ids.append(self.ids.eos)
+        offset = 1 if at_start else 0
+        return Example(ids, list(range(offset, offset + len(body))), [], "document")
+
+    def _span(
+        self, kind: str, window: str, language: str, rng: random.Random
+    ) -> tuple[int, int] | None:
+        """Character offsets (start, end) of a span of `kind` in `window`, or None."""
+        lines = window.splitlines(keepends=True)
+        if not lines:
+            return None
+        starts = [0]
+        for line in lines:
+            starts.append(starts[-1] + len(line))
+        if kind in ("line", "lines"):
+            count = 1 if kind == "line" else rng.randint(2, 8)
+            candidates = [i for i, line in enumerate(lines[: max(1, len(lines) - count + 1)])
+                          if line.strip()]  # fmt: skip
+            if not candidates:
+                return None
+            first = rng.choice(candidates)
+            last = min(len(lines), first + count) - 1
+            line = lines[first]
+            indent = starts[first] + len(line) - len(line.lstrip(" \t"))
+            end = starts[last] + len(lines[last].rstrip("\r\n"))
+            if kind == "line" and rng.random() < 0.5 and end > indent:
+                return rng.randrange(indent, end), end  # a cursor in the middle of a line
+            return (indent if rng.random() < 0.7 else starts[first]), end
+        if kind == "node":
+            spans = [
+                (s, e)
+                for s, e, _ in regions.syntax_spans(window, language)
+                if 0 < e - s <= self.config.max_span_tokens * 3
+            ]
+            return rng.choice(spans) if spans else None
+        if rng.random() < 0.05:  # nothing missing: the model must learn to answer with fillers
+            point = rng.randrange(len(window) + 1)
+            return point, point
+        start = rng.randrange(len(window))
+        return start, min(len(window), start + rng.randint(1, 120))
+
+    def _infill(
+        self,
+        window: str,
+        span: tuple[int, int],
+        kind: str,
+        at_start: bool,
+        at_end: bool,
+        rng: random.Random,
+    ) -> Example | None:
+        start, end = span
+        span_ids = self.encode(window[start:end])
+        if len(span_ids) > self.config.max_span_tokens:
+            return None
+        fillers = rng.randint(0, self.config.max_fillers)
+        canvas = span_ids + [self.ids.filler] * fillers
+        laid = build_window(
+            self.encode(window[:start]),
+            canvas,
+            self.encode(window[end:]),
+            context=self.config.context,
+            bos=self.ids.bos,
+            eos=self.ids.eos,
+            prefix_reaches_start=at_start,
+            suffix_reaches_end=at_end,
+        )
+        maskable = list(range(laid.span_start, laid.span_end))
+        filler_positions = maskable[len(span_ids) :]
+        return Example(laid.ids, maskable, filler_positions, kind)
+
+
+def collate(
+    examples: list[Example],
+    ids: TokenIds,
+    vocab_size: int,
+    generator: torch.Generator,
+    corruption: float = 0.0,
+) -> Batch:
+    """Pad, draw one mask ratio per sequence, mask, and lay out targets and loss weights."""
+    batch = len(examples)
+    length = max(len(e.ids) for e in examples)
+    input_ids = torch.full((batch, length), ids.pad, dtype=torch.long)  # (B, T)
+    attention = torch.zeros((batch, length), dtype=torch.long)  # (B, T)
+    ratios = sample_mask_ratios(batch, generator)  # (B,)
+    positions: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    weights: list[torch.Tensor] = []
+    for row, example in enumerate(examples):
+        clean = torch.tensor(example.ids, dtype=torch.long)
+        input_ids[row, : len(clean)] = clean
+        attention[row, : len(clean)] = 1
+        maskable = torch.tensor(example.maskable, dtype=torch.long)  # (M,)
+        if len(maskable) == 0:
+            continue
+        is_filler = torch.zeros(length, dtype=torch.bool)
+        is_filler[example.fillers] = True
+        masked = torch.rand(len(maskable), generator=generator) < ratios[row]
+        if not masked.any():  # every sequence teaches something
+            masked[torch.randint(len(maskable), (1,), generator=generator)] = True
+        chosen = maskable[masked]  # (N_b,)
+        filler_hits = is_filler[chosen]
+        units = len(maskable) - len(example.fillers) + (1 if example.fillers else 0)
+        weight = torch.full((len(chosen),), float(loss_weight(ratios[row])) / units)
+        if filler_hits.any():  # the filler run is one unit, however long
+            weight[filler_hits] /= int(filler_hits.sum())
+        input_ids[row, chosen] = ids.mask
+        positions.append(row * length + chosen)
+        targets.append(clean[chosen])
+        weights.append(weight / batch)
+        if corruption > 0:
+            visible = maskable[~masked & ~is_filler[maskable]]
+            hit = visible[torch.rand(len(visible), generator=generator) < corruption]
+            if len(hit):
+                noise = torch.randint(
+                    len(SPECIAL_TOKENS), vocab_size, (len(hit),), generator=generator
+                )
+                input_ids[row, hit] = noise
+                positions.append(row * length + hit)
+                targets.append(clean[hit])
+                weights.append(torch.full((len(hit),), 1.0 / (units * batch)))
+    return Batch(
+        input_ids,
+        attention,
+        torch.cat(positions),
+        torch.cat(targets),
+        torch.cat(weights),
+        int(attention.sum()),
+    )
+
+
+def masked_loss(network: torch.nn.Module, batch: Batch, mask_id: int) -> torch.Tensor:
+    """Weighted cross-entropy on the predicted positions; the head runs only there.
+
+    `network` is a ModernBERT-style masked LM (`.model`, `.head`, `.decoder`).
+    """
+    hidden = network.model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask
+    ).last_hidden_state  # (B, T, H)
+    picked = hidden.reshape(-1, hidden.shape[-1])[batch.positions]  # (N, H)
+    logits = network.decoder(network.head(picked)).float()  # (N, V)
+    logits[:, mask_id] = float("-inf")  # <mask> is never an answer
+    losses = F.cross_entropy(logits, batch.targets, reduction="none")  # (N,)
+    return (losses * batch.weights).sum()

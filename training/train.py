@@ -1,0 +1,275 @@
+"""The training loop: from scratch or from a model directory, resumable, bounded by time or tokens.
+
+Runs on `accelerate`, so the same code trains on one CPU, one GPU (bf16) or many machines
+(`accelerate launch -m training.cli train ...`). The learning rate follows the tokens seen
+(linear warm-up, cosine decay), so a run resumed any number of times follows one schedule.
+A checkpoint (weights, optimizer, step, data position) is written every few minutes and on
+Ctrl-C; `--resume` continues exactly where it stopped. At the end the model directory is
+written atomically next to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
+from tqdm import tqdm
+from transformers.utils import logging as hf_logging
+
+from infill_lsp.model import save_model
+from training.objective import Examples, ObjectiveConfig, collate, masked_loss, token_ids
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes a training run."""
+
+    size: str = "small"
+    batch: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_tokens: int = 2_000_000
+    schedule_tokens: int = 200_000_000  # the cosine decay's length, across all resumptions
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    max_tokens: int | None = None  # stop after this many tokens in total
+    max_minutes: float | None = None  # stop after this many minutes in this sitting
+    checkpoint_minutes: float = 10.0
+    seed: int = 0
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; saved with every checkpoint."""
+
+    step: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    loss: float = float("nan")
+    history: list[dict[str, float]] = field(default_factory=list)  # loss curve, coarse
+
+
+class TrainingError(Exception):
+    """Training cannot start or continue; the message says why."""
+
+
+def learning_rate(config: TrainConfig, tokens: int) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio over schedule_tokens."""
+    if tokens < config.warmup_tokens:
+        return config.lr * max(tokens, 1) / config.warmup_tokens
+    progress = min(1.0, (tokens - config.warmup_tokens) / max(1, config.schedule_tokens))
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Where the resumable state of the run writing model directory `out` lives."""
+    return out.with_name(out.name + ".checkpoint")
+
+
+def save_checkpoint(
+    where: Path,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    config: TrainConfig,
+) -> None:
+    """Write weights, optimizer and state under a temporary name, then swap it in."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{where.name}.", dir=where.parent))
+    try:
+        weights = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+        # Tied embeddings share storage; safetensors wants each tensor once.
+        seen: dict[int, str] = {}
+        for key in list(weights):
+            pointer = weights[key].data_ptr()
+            if pointer in seen:
+                del weights[key]
+            else:
+                seen[pointer] = key
+        save_file(weights, str(scratch / "weights.safetensors"))
+        torch.save(optimizer.state_dict(), scratch / "optimizer.pt")
+        (scratch / "state.json").write_text(
+            json.dumps({"state": asdict(state), "config": asdict(config)}, indent=2)
+        )
+        old = where.with_name(where.name + ".old")
+        if where.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(where, old)
+        os.replace(scratch, where)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def load_checkpoint(
+    where: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> TrainState:
+    """Restore weights, optimizer and state; raise TrainingError on a corrupt checkpoint."""
+    try:
+        meta = json.loads((where / "state.json").read_text())
+        weights = load_file(str(where / "weights.safetensors"))
+        missing, unexpected = network.load_state_dict(weights, strict=False)
+        missing = [k for k in missing if not k.endswith("decoder.weight")]  # tied
+        if missing or unexpected:
+            raise ValueError(f"weights do not fit the model (missing {missing[:3]})")
+        optimizer.load_state_dict(torch.load(where / "optimizer.pt", weights_only=True))
+        return TrainState(**meta["state"])
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise TrainingError(f"checkpoint {where} is unusable: {error}") from error
+
+
+def train(
+    network: torch.nn.Module,
+    tokenizer: Tokenizer,
+    texts: list[str],
+    languages: list[str],
+    config: TrainConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    metadata: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> TrainState:
+    """Train `network` on `texts` and write the model directory `out`; return the final state."""
+    from accelerate import Accelerator
+
+    hf_logging.disable_progress_bar()
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    ids = token_ids(tokenizer)
+    examples = Examples(texts, languages, tokenizer, config.objective, seed=config.seed)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
+    )
+    state = TrainState()
+    where = checkpoint_dir(out)
+    if resume:
+        if not (where / "state.json").exists():
+            raise TrainingError(f"nothing to resume: {where} holds no checkpoint")
+        state = load_checkpoint(where, network, optimizer)
+        log.info("resumed at step %d, %d tokens", state.step, state.tokens)
+    network, optimizer = accelerator.prepare(network, optimizer)
+    network.train()
+    generator = torch.Generator()
+    started = time.monotonic()
+    last_checkpoint = started
+    seconds_before = state.seconds
+    tokens_before = state.tokens
+    stop = {"now": False}
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        stop["now"] = True  # finish the step, save, leave
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    total = config.max_tokens or 0
+    bar = tqdm(
+        total=total or None, initial=state.tokens, unit="tok", unit_scale=True,
+        disable=not progress, dynamic_ncols=True,
+    )  # fmt: skip
+    running = state.loss if math.isfinite(state.loss) else None
+    try:
+        while not stop["now"]:
+            elapsed = time.monotonic() - started
+            if config.max_tokens is not None and state.tokens >= config.max_tokens:
+                break
+            if config.max_minutes is not None and elapsed >= config.max_minutes * 60:
+                break
+            first = state.step * config.batch
+            batch_examples = [examples[i] for i in range(first, first + config.batch)]
+            generator.manual_seed(config.seed * 1_000_003 + state.step)
+            batch = collate(
+                batch_examples, ids, tokenizer.get_vocab_size(), generator,
+                config.objective.corruption,
+            )  # fmt: skip
+            device = accelerator.device
+            for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
+                setattr(batch, name, getattr(batch, name).to(device))
+            lr = learning_rate(config, state.tokens)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with accelerator.autocast():
+                loss = masked_loss(accelerator.unwrap_model(network), batch, ids.mask)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(network.parameters(), config.clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = float(loss.detach())
+            running = value if running is None else 0.98 * running + 0.02 * value
+            state.step += 1
+            state.tokens += batch.tokens
+            state.loss = running
+            state.seconds = seconds_before + time.monotonic() - started
+            if state.step % 50 == 0:
+                state.history.append(
+                    {"step": state.step, "tokens": state.tokens, "loss": running, "lr": lr}
+                )
+            rate = (state.tokens - tokens_before) / max(1e-9, time.monotonic() - started)
+            bar.update(batch.tokens)
+            bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{rate:,.0f}", lr=f"{lr:.1e}")
+            if time.monotonic() - last_checkpoint >= config.checkpoint_minutes * 60:
+                save_checkpoint(where, accelerator.unwrap_model(network), optimizer, state, config)
+                last_checkpoint = time.monotonic()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    network = accelerator.unwrap_model(network)
+    save_checkpoint(where, network, optimizer, state, config)
+    network.eval()
+    recipe = {
+        "objective": "absorbing-state masked diffusion (linear schedule, 1/t weights)",
+        "train_config": asdict(config),
+        "steps": state.step,
+        "tokens_seen": state.tokens,
+        "train_seconds": round(state.seconds, 1),
+        "final_loss": state.loss,
+        "loss_curve": state.history[-200:],
+    }
+    full = {**(metadata or {}), "recipe": {**(metadata or {}).get("recipe", {}), **recipe}}
+    save_model(out, network, tokenizer, full, card=model_card(full))
+    if stop["now"]:
+        log.info("interrupted: checkpoint saved at step %d", state.step)
+    return state
+
+
+def model_card(metadata: dict[str, Any]) -> str:
+    """A short README.md for a model directory, from its metadata."""
+    recipe = metadata.get("recipe", {})
+    lines = [
+        "# infill-lsp model",
+        "",
+        "A ModernBERT-style encoder trained from scratch with infill-lsp's masked-diffusion "
+        "objective.",
+        "",
+        f"- tokens seen: {recipe.get('tokens_seen', 0):,}",
+        f"- training time: {recipe.get('train_seconds', 0) / 3600:.2f} CPU hours",
+        f"- final training loss: {recipe.get('final_loss', float('nan')):.3f}",
+    ]
+    for key in ("size", "parameters", "corpus"):
+        if key in recipe:
+            lines.append(f"- {key}: {recipe[key]}")
+    if "evaluation" in metadata:
+        lines += [
+            "",
+            "## Evaluation",
+            "",
+            "```",
+            json.dumps(metadata["evaluation"], indent=2),
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
