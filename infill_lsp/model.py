@@ -186,11 +186,6 @@ def _token_ids(tokenizer: Tokenizer, metadata: dict[str, Any], directory: Path) 
 
 def load_model(directory: str | Path | None = None, device: str = "cpu") -> InfillModel:
     """Load a model directory (the embedded default when None); raise ModelError if unusable."""
-    from transformers import AutoConfig, AutoModelForMaskedLM
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # its bars would only clutter the server's log
-
     path = Path(directory).expanduser() if directory else DEFAULT_MODEL_DIR
     if not path.exists():
         raise ModelError(f"model directory {path} does not exist")
@@ -218,8 +213,14 @@ def load_model(directory: str | Path | None = None, device: str = "cpu") -> Infi
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
     except Exception as error:
         raise ModelError(f"{tokenizer_file} cannot be read: {error}") from error
+    tokenizer.encode_special_tokens = True  # "<mask>" typed in a document is text, not a mask
     metadata = _read_json(path / METADATA_FILE) if (path / METADATA_FILE).exists() else {}
     ids = _token_ids(tokenizer, metadata, path)
+    # transformers takes seconds to import: only after the cheap checks of the directory passed.
+    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bars would only clutter the server's log
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as error:

@@ -25,7 +25,8 @@ class UsageError(Exception):
 def _corpus(args: argparse.Namespace) -> None:
     from training.corpus import build_corpus
 
-    report = build_corpus([Path(p) for p in args.paths], Path(args.out), args.exclude)
+    out = _writable(Path(args.out))
+    report = build_corpus([Path(p) for p in args.paths], out, args.exclude)
     print(report.summary())
     print(f"corpus written to {args.out}")
 
@@ -36,7 +37,7 @@ def _tokenizer(args: argparse.Namespace) -> None:
 
     texts = _sample_texts(load_corpus(Path(args.corpus))["train"]["text"], args.sample_chars)
     tokenizer = train_tokenizer(texts, args.vocab)
-    out = Path(args.out)
+    out = _writable(Path(args.out))
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out / "tokenizer.json"))
     print(f"tokenizer of {tokenizer.get_vocab_size()} tokens written to {out}")
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.corpus import CorpusError
         from training.train import TrainingError
 
-        if isinstance(error, CorpusError | TrainingError | FileNotFoundError):
+        if isinstance(error, CorpusError | TrainingError | OSError):
             print(f"infill-train: {error}", file=sys.stderr)
             return 2
         raise

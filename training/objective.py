@@ -95,6 +95,7 @@ class Examples:
         self.texts = texts
         self.languages = languages
         self.tokenizer = tokenizer
+        tokenizer.encode_special_tokens = True  # "<mask>" in source code is text, as when served
         self.config = config
         self.seed = seed
         self.ids = token_ids(tokenizer)
@@ -195,9 +196,11 @@ class Examples:
     ) -> Example | None:
         start, end = span
         span_ids = self.encode(window[start:end])
-        if len(span_ids) > self.config.max_span_tokens:
+        context = self.config.context
+        if len(span_ids) > min(self.config.max_span_tokens, context // 2):
             return None
-        fillers = rng.randint(0, self.config.max_fillers)
+        # Leave at least a quarter of the window for the context around the canvas.
+        fillers = rng.randint(0, min(self.config.max_fillers, 3 * context // 4 - len(span_ids)))
         canvas = span_ids + [self.ids.filler] * fillers
         laid = build_window(
             self.encode(window[:start]),

@@ -18,6 +18,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,15 @@ from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
 from infill_lsp.model import save_model
-from training.objective import Examples, ObjectiveConfig, collate, masked_loss, token_ids
+from training.objective import (
+    Batch,
+    Example,
+    Examples,
+    ObjectiveConfig,
+    collate,
+    masked_loss,
+    token_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,30 @@ class TrainState:
     seconds: float = 0.0
     loss: float = float("nan")
     history: list[dict[str, float]] = field(default_factory=list)  # loss curve, coarse
+
+
+@dataclass(frozen=True)
+class LoopObjective:
+    """What the loop optimises: examples, batches and the loss (masked diffusion by default).
+
+    The hook lets another objective (the autoregressive baseline in `training.baseline`) reuse
+    the loop, its schedule, checkpoints and model directory as they are.
+    """
+
+    name: str
+    examples: Callable[[list[str], list[str], Tokenizer, ObjectiveConfig, int], Any]
+    collate: Callable[[list[Example], Any, int, torch.Generator, float], Batch]
+    loss: Callable[[torch.nn.Module, Batch, int], torch.Tensor]
+
+
+DIFFUSION = LoopObjective(
+    "absorbing-state masked diffusion (linear schedule, 1/t weights)",
+    lambda texts, languages, tokenizer, objective, seed: Examples(
+        texts, languages, tokenizer, objective, seed=seed
+    ),
+    collate,
+    masked_loss,
+)
 
 
 class TrainingError(Exception):
@@ -126,7 +159,7 @@ def load_checkpoint(
         meta = json.loads((where / "state.json").read_text())
         weights = load_file(str(where / "weights.safetensors"))
         missing, unexpected = network.load_state_dict(weights, strict=False)
-        missing = [k for k in missing if not k.endswith("decoder.weight")]  # tied
+        missing = [k for k in missing if not k.endswith(("decoder.weight", "lm_head.weight"))]
         if missing or unexpected:
             raise ValueError(f"weights do not fit the model (missing {missing[:3]})")
         optimizer.load_state_dict(torch.load(where / "optimizer.pt", weights_only=True))
@@ -146,6 +179,7 @@ def train(
     resume: bool = False,
     metadata: dict[str, Any] | None = None,
     progress: bool = True,
+    objective: LoopObjective = DIFFUSION,
 ) -> TrainState:
     """Train `network` on `texts` and write the model directory `out`; return the final state."""
     from accelerate import Accelerator
@@ -153,7 +187,7 @@ def train(
     hf_logging.disable_progress_bar()
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     ids = token_ids(tokenizer)
-    examples = Examples(texts, languages, tokenizer, config.objective, seed=config.seed)
+    examples = objective.examples(texts, languages, tokenizer, config.objective, config.seed)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
     )
@@ -193,7 +227,7 @@ def train(
             first = state.step * config.batch
             batch_examples = [examples[i] for i in range(first, first + config.batch)]
             generator.manual_seed(config.seed * 1_000_003 + state.step)
-            batch = collate(
+            batch = objective.collate(
                 batch_examples, ids, tokenizer.get_vocab_size(), generator,
                 config.objective.corruption,
             )  # fmt: skip
@@ -204,7 +238,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with accelerator.autocast():
-                loss = masked_loss(accelerator.unwrap_model(network), batch, ids.mask)
+                loss = objective.loss(accelerator.unwrap_model(network), batch, ids.mask)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(network.parameters(), config.clip)
             optimizer.step()
@@ -232,7 +266,7 @@ def train(
     save_checkpoint(where, network, optimizer, state, config)
     network.eval()
     recipe = {
-        "objective": "absorbing-state masked diffusion (linear schedule, 1/t weights)",
+        "objective": objective.name,
         "train_config": asdict(config),
         "steps": state.step,
         "tokens_seen": state.tokens,

@@ -1,0 +1,353 @@
+"""Masked-diffusion sampling over token ids: fill the masked positions of a span step by step.
+
+Pure torch. The sampler knows token ids and tensors only: no tokenizer, no text, no LSP. The
+model is any callable `logits_fn(ids, positions)` returning logits at the given columns, so the
+output head runs only on the span. `denoise` is a generator that yields after every denoising
+step (one forward pass) so the caller can cancel, report progress or stream; its return value is
+the final canvas. `probe_logprobs` scores existing tokens by masking them (for revise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from infill_lsp.schedule import commits_this_step
+
+LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+SCHEDULES = ("threshold", "linear", "cosine")
+CONFIDENCES = ("maxprob", "margin", "entropy")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to denoise: the step budget, the unmasking rule and the noise."""
+
+    steps: int = 16  # hard budget of forward passes
+    schedule: str = "threshold"  # "threshold" | "linear" | "cosine"
+    threshold: float = 0.9  # threshold rule: commit every masked position above this confidence
+    confidence: str = "maxprob"  # "maxprob" | "margin" | "entropy" (as exp(-H), in 0..1)
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    filler_penalty: float = 0.0  # subtracted from the filler logit
+    remask: bool = False
+    remask_count: int = 2  # r: tokens re-masked per step inside the window
+    remask_floor: float = 0.5  # only tokens committed with a probability below this
+    remask_window: tuple[float, float] = (0.25, 0.75)  # fraction of the step budget
+
+    def check(self) -> None:
+        """Raise ValueError on a setting the sampler cannot honour."""
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}: expected one of {SCHEDULES}")
+        if self.confidence not in CONFIDENCES:
+            raise ValueError(f"unknown confidence {self.confidence!r}: expected {CONFIDENCES}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not (self.temperature >= 0.0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be finite and >= 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not math.isfinite(self.filler_penalty):
+            raise ValueError(f"filler_penalty must be finite, got {self.filler_penalty}")
+        if self.remask_count < 0:
+            raise ValueError(f"remask_count must be >= 0, got {self.remask_count}")
+        low, high = self.remask_window
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"remask_window must satisfy 0 <= start <= end <= 1, got {low, high}")
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What the sampler yields after each step."""
+
+    step: int  # steps done so far (1-based after the first forward pass)
+    total: int  # the step budget
+    ids: torch.Tensor  # (B, T) the canvas now; masked positions still hold the mask id
+
+
+@dataclass(frozen=True)
+class Denoised:
+    """The sampler's result."""
+
+    ids: torch.Tensor  # (B, T) every span position committed
+    probs: torch.Tensor  # (B, S) probability each span token had when it was committed
+    generated: torch.Tensor  # (B, S) bool: positions the sampler filled (were masked at start)
+    steps: int  # forward passes used
+
+
+def span_runs(positions: torch.Tensor) -> torch.Tensor:
+    """Index (into positions) of the first position of the contiguous column run each belongs to.
+
+    Args:
+        positions: (S,) column indices, increasing.
+    Returns: (S,) long.
+    """
+    index = torch.arange(positions.numel(), device=positions.device)  # (S,)
+    starts = torch.ones_like(positions, dtype=torch.bool)  # (S,)
+    starts[1:] = positions[1:] != positions[:-1] + 1
+    return torch.cummax(torch.where(starts, index, 0), dim=0).values  # (S,)
+
+
+def spread_filler(is_filler: torch.Tensor, run_start: torch.Tensor) -> torch.Tensor:
+    """Positions at or right of a filler in the same contiguous run.
+
+    Args:
+        is_filler: (B, S) bool, committed fillers.
+        run_start: (S,) from `span_runs`.
+    Returns: (B, S) bool.
+    """
+    index = torch.arange(is_filler.shape[1], device=is_filler.device)  # (S,)
+    last_filler = torch.cummax(torch.where(is_filler, index, -1), dim=1).values  # (B, S)
+    return last_filler >= run_start  # (B, S)
+
+
+def _gumbel(
+    shape: torch.Size, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """Float64 Gumbel noise (low-precision noise measurably hurts masked-diffusion sampling)."""
+    tiny = torch.finfo(torch.float64).tiny
+    u = torch.rand(shape, generator=generator, dtype=torch.float64, device=device)
+    exponential = -torch.log(u.clamp_min(tiny))  # (...) > 0
+    return -torch.log(exponential.clamp_min(tiny))
+
+
+def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Set logits outside the nucleus to -inf. logits: (B, S, V) float64."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, S, V)
+    sorted_probs = torch.softmax(sorted_logits, dim=-1)
+    outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > top_p  # (B, S, V)
+    drop = torch.zeros_like(outside).scatter(-1, order, outside)
+    return logits.masked_fill(drop, -math.inf)
+
+
+def choose_tokens(
+    logits: torch.Tensor,
+    temperatures: torch.Tensor,
+    top_p: float,
+    confidence: str,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pick a token at every position and say how sure the model is.
+
+    Args:
+        logits: (B, S, V) with banned ids already at -inf.
+        temperatures: (B,) per row; 0 means greedy.
+        top_p: nucleus mass for sampled rows.
+        confidence: "maxprob" | "margin" | "entropy".
+        generator: the random stream (only read when some temperature > 0).
+    Returns: tokens (B, S) long, confidence (B, S) float in 0..1, prob of the token (B, S).
+    """
+    probs = torch.softmax(logits.double(), dim=-1)  # (B, S, V)
+    tokens = probs.argmax(dim=-1)  # (B, S)
+    hot = temperatures > 0  # (B,)
+    if bool(hot.any()):
+        scale = torch.where(hot, temperatures, 1.0).double()[:, None, None]  # (B, 1, 1)
+        scaled = _top_p(torch.log_softmax(logits.double() / scale, dim=-1), top_p)  # (B, S, V)
+        noisy = scaled + _gumbel(scaled.shape, generator, scaled.device)
+        tokens = torch.where(hot[:, None], noisy.argmax(dim=-1), tokens)  # (B, S)
+    token_prob = probs.gather(-1, tokens[..., None]).squeeze(-1)  # (B, S)
+    if confidence == "maxprob":
+        conf = token_prob
+    elif confidence == "margin":
+        others = probs.scatter(-1, tokens[..., None], 0.0).amax(dim=-1)  # (B, S)
+        conf = (token_prob - others).clamp_min(0.0)
+    elif confidence == "entropy":
+        entropy = -(probs * torch.log(probs.clamp_min(1e-300))).sum(dim=-1)  # (B, S)
+        conf = torch.exp(-entropy)
+    else:
+        raise ValueError(f"unknown confidence {confidence!r}: expected one of {CONFIDENCES}")
+    return tokens, conf.float(), token_prob.float()
+
+
+def _commit_mask(
+    conf: torch.Tensor, masked: torch.Tensor, editable: torch.Tensor, step: int, sampling: Sampling
+) -> torch.Tensor:
+    """Which masked positions to commit this step.
+
+    Args:
+        conf: (B, S) confidence of the chosen tokens.
+        masked: (B, S) bool, positions still masked.
+        editable: (B, S) bool, positions the sampler may fill.
+    Returns: (B, S) bool, a subset of `masked`; at least one per row that has a mask.
+    """
+    if step >= sampling.steps - 1:
+        return masked  # the budget ends here: commit everything
+    ranked = conf.masked_fill(~masked, -math.inf)  # (B, S)
+    order = ranked.argsort(dim=1, descending=True)  # (B, S)
+    rank = order.argsort(dim=1)  # (B, S) 0 = most confident
+    if sampling.schedule == "threshold":
+        commit = masked & (conf > sampling.threshold)  # (B, S)
+        return commit | (masked & (rank == 0))  # at least one per row
+    counts = [
+        commits_this_step(int(m), int(t), step, sampling.steps, sampling.schedule)
+        for m, t in zip(masked.sum(dim=1).tolist(), editable.sum(dim=1).tolist(), strict=True)
+    ]
+    k = torch.tensor(counts, device=conf.device)[:, None]  # (B, 1)
+    return masked & (rank < k)
+
+
+def _remask(probs: torch.Tensor, committed: torch.Tensor, sampling: Sampling) -> torch.Tensor:
+    """The r committed positions with the lowest commit probability below the floor, per row.
+
+    Args:
+        probs: (B, S) probability at commit time.
+        committed: (B, S) bool, positions the sampler filled and may re-mask.
+    Returns: (B, S) bool.
+    """
+    low = committed & (probs < sampling.remask_floor)  # (B, S)
+    if sampling.remask_count == 0 or not bool(low.any()):
+        return low & False
+    score = probs.masked_fill(~low, math.inf)  # (B, S)
+    rank = score.argsort(dim=1).argsort(dim=1)  # (B, S) 0 = least likely
+    return low & (rank < sampling.remask_count)
+
+
+def _in_remask_window(step: int, sampling: Sampling) -> bool:
+    low, high = sampling.remask_window
+    return (
+        sampling.remask
+        and sampling.steps * low <= step < sampling.steps * high
+        and step < sampling.steps - 1
+    )
+
+
+def denoise(
+    logits_fn: LogitsFn,
+    ids: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    mask_id: int,
+    filler_id: int | None,
+    banned_ids: Sequence[int] = (),
+    sampling: Sampling = Sampling(),
+    temperatures: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Generator[StepState, None, Denoised]:
+    """Fill every masked span position of `ids` within the step budget, yielding after each step.
+
+    Args:
+        logits_fn: (ids (B, T), positions (S,)) -> logits (B, S, V).
+        ids: (B, T) token ids; span positions holding `mask_id` are filled, all else is kept.
+        positions: (S,) increasing column indices of the span, shared by all rows.
+        mask_id: the mask token id (never produced).
+        filler_id: the filler ("nothing here") id, or None to forbid fillers.
+        banned_ids: ids never produced (special tokens, newlines for a single line...).
+        sampling: step budget, unmasking rule, confidence, noise, remasking.
+        temperatures: (B,) per-row temperature overriding `sampling.temperature`.
+        generator: seeded random stream; the same seed gives the same output.
+    Returns (as the generator's value): the committed canvas, commit probabilities, step count.
+    """
+    # 1. Check arguments and set up the state.
+    sampling.check()
+    if ids.dim() != 2:
+        raise ValueError(f"ids must be (B, T), got shape {tuple(ids.shape)}")
+    if positions.dim() != 1:
+        raise ValueError(f"positions must be (S,), got shape {tuple(positions.shape)}")
+    if positions.numel() and (
+        int(positions.min()) < 0
+        or int(positions.max()) >= ids.shape[1]
+        or bool((positions[1:] <= positions[:-1]).any())
+    ):
+        raise ValueError("positions must be increasing column indices inside ids")
+    batch = ids.shape[0]
+    if temperatures is None:
+        temperatures = torch.full((batch,), sampling.temperature, device=ids.device)
+    if temperatures.shape != (batch,) or bool((temperatures < 0).any()):
+        raise ValueError("temperatures must be (B,) and >= 0")
+    ids = ids.clone()
+    positions = positions.to(ids.device)
+    span = ids[:, positions]  # (B, S)
+    generated = span == mask_id  # (B, S) what the sampler may ever write
+    probs = torch.ones(span.shape, device=ids.device)  # (B, S) commit-time probabilities
+    removable = torch.zeros_like(generated)  # (B, S) committed by choice, may be re-masked
+    run_start = span_runs(positions)  # (S,)
+    banned = sorted({mask_id, *banned_ids} - ({filler_id} if filler_id is not None else set()))
+    if filler_id is not None and filler_id in banned_ids:
+        raise ValueError("the filler id cannot be banned; pass filler_id=None to forbid fillers")
+
+    step = 0
+    while step < sampling.steps:
+        # 2. Re-mask the least likely committed tokens inside the remasking window.
+        if _in_remask_window(step, sampling):
+            again = _remask(probs, removable, sampling)  # (B, S)
+            span = span.masked_fill(again, mask_id)
+            removable &= ~again
+        masked = span == mask_id  # (B, S)
+        if not bool(masked.any()):
+            break
+        # 3. One forward pass; choose a token and a confidence at every span position.
+        ids[:, positions] = span
+        logits = logits_fn(ids, positions).float().clone()  # (B, S, V)
+        if logits.shape[:2] != span.shape:
+            raise ValueError(f"logits_fn returned {tuple(logits.shape)}, expected (B, S, V)")
+        logits[..., banned] = -math.inf
+        if filler_id is not None and sampling.filler_penalty:
+            logits[..., filler_id] -= sampling.filler_penalty
+        tokens, conf, token_prob = choose_tokens(
+            logits, temperatures, sampling.top_p, sampling.confidence, generator
+        )  # (B, S) each
+        # 4. Commit by the schedule, then let committed fillers claim the rest of their run.
+        commit = _commit_mask(conf, masked, generated, step, sampling)  # (B, S)
+        span = torch.where(commit, tokens, span)
+        probs = torch.where(commit, token_prob, probs)
+        removable |= commit
+        if filler_id is not None:
+            forced = masked & ~commit & spread_filler(commit & (tokens == filler_id), run_start)
+            span = span.masked_fill(forced, filler_id)
+            probs = probs.masked_fill(forced, 1.0)
+        step += 1
+        ids[:, positions] = span
+        yield StepState(step, sampling.steps, ids.clone())
+    ids[:, positions] = span
+    return Denoised(ids, probs, generated, step)
+
+
+def probe_logprobs(
+    logits_fn: LogitsFn,
+    ids: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    mask_id: int,
+    stride: int = 4,
+) -> torch.Tensor:
+    """Log-probability of each existing token at `positions`, read with that token masked.
+
+    Row j of one batched forward pass masks positions[j::stride], so each token is scored with
+    its neighbours (at distance >= stride) visible. An encoder scoring a visible token mostly
+    copies it, which is why the token itself must be hidden.
+
+    Args:
+        logits_fn: (ids (B, T), positions (S,)) -> logits (B, S, V).
+        ids: (T,) or (1, T) token ids.
+        positions: (S,) column indices to score.
+        mask_id: the mask token id.
+        stride: number of disjoint subsets (the batch size of the probe).
+    Returns: (S,) float32 log-probabilities.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+    row = ids.reshape(1, -1) if ids.dim() == 1 else ids
+    if row.shape[0] != 1:
+        raise ValueError(f"probe_logprobs scores one sequence, got a batch of {row.shape[0]}")
+    count = positions.numel()
+    if count == 0:
+        return torch.zeros(0)
+    positions = positions.to(row.device)
+    groups = min(stride, count)
+    subset = torch.arange(count, device=row.device) % groups  # (S,) which row masks it
+    batch = row.repeat(groups, 1)  # (G, T)
+    hide = subset[None, :] == torch.arange(groups, device=row.device)[:, None]  # (G, S)
+    batch[:, positions] = torch.where(hide, mask_id, batch[:, positions])
+    logits = logits_fn(batch, positions).float().clone()  # (G, S, V)
+    logits[..., mask_id] = -math.inf
+    logp = torch.log_softmax(logits, dim=-1)  # (G, S, V)
+    own = logp[subset, torch.arange(count, device=row.device)]  # (S, V)
+    return own.gather(-1, row[0, positions][:, None]).squeeze(-1).cpu()  # (S,)

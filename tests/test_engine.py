@@ -1,0 +1,203 @@
+"""The engine on a tiny real model: windows, exact text round trips, boundaries, candidates."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from infill_lsp.engine import DecodeOptions, Engine, Progress, run
+from infill_lsp.errors import InputError
+from infill_lsp.model import InfillModel, load_model
+
+FAST = DecodeOptions(steps=4, max_span_tokens=12, context_tokens=128)
+
+AWKWARD = [
+    "line one\r\nline two\r\n",  # CRLF
+    "\tif x:\n\t\treturn 1\n",  # tabs
+    "print('🎉 ünïcödé 漢字')\n",  # emoji and non-ASCII
+    "<s> and <mask> are text here </s>\n",  # special-token look-alikes
+    "trailing spaces   \n\n\n",
+]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir: Path) -> InfillModel:
+    return load_model(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def engine(model: InfillModel) -> Engine:
+    return Engine(model, FAST)
+
+
+class Spy:
+    """Wraps model.logits and keeps every batch of ids the model was shown."""
+
+    def __init__(self, model: InfillModel, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.windows: list[torch.Tensor] = []
+        original = model.logits
+
+        def logits(ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+            self.windows.append(ids.clone())
+            return original(ids, positions)
+
+        monkeypatch.setattr(model, "logits", logits)
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_the_model_sees_prefix_and_suffix_byte_identical(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    spy = Spy(model, monkeypatch)
+    cut = len(text) // 2
+    prefix, suffix = text[:cut], text[cut:]
+    engine.infill(prefix, suffix)
+    window = spy.windows[0][0].tolist()
+    assert window[0] == model.ids.bos and window[-1] == model.ids.eos  # whole file fits
+    # Dropping bos, eos and the mask canvas leaves exactly prefix + suffix.
+    assert model.decode(window) == prefix + suffix
+    masks = [i for i, t in enumerate(window) if t == model.ids.mask]
+    assert model.decode(window[: masks[0]]) == prefix
+    assert model.decode(window[masks[-1] + 1 :]) == suffix
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_revise_without_unlikely_tokens_returns_the_region_exactly(
+    engine: Engine, text: str
+) -> None:
+    result = engine.revise("x = 1\n", text, "y = 2\n", threshold=-math.inf)
+    assert result.text == text
+    assert result.steps == 0
+    assert all(0.0 <= c <= 1.0 for c in result.confidences)
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_revise_keeps_likely_tokens_and_redecodes_the_rest(
+    engine: Engine, model: InfillModel, text: str
+) -> None:
+    scores = engine.score("", text, "")
+    cutoff = sorted(s.logprob for s in scores)[len(scores) // 2]
+    result = engine.revise("", text, "", threshold=cutoff)
+    assert 1 <= result.steps <= FAST.steps
+    pieces = [model.decode([token]) for token in model.encode(text)]
+    kept = [  # tokens made of whole characters (not a byte of an emoji) scored as likely
+        piece
+        for piece, s in zip(pieces, scores, strict=True)
+        if s.logprob >= cutoff and piece == text[s.start : s.end]
+    ]
+    assert len(result.confidences) == len(scores)  # same token count: revise never deletes
+    for piece in kept:  # every likely token's text survives, in order
+        assert piece in result.text
+
+
+def test_score_offsets_tile_the_region(engine: Engine) -> None:
+    region = "x = '🎉'\r\n\ty"
+    scores = engine.score("a = 1\n", region, "\n")
+    assert scores[0].start == 0 and scores[-1].end == len(region)
+    assert all(a.start <= b.start for a, b in itertools.pairwise(scores))
+    assert all(s.logprob <= 0 for s in scores)
+
+
+def test_rewrite_returns_text_and_confidences(engine: Engine) -> None:
+    results = engine.rewrite("def f(a):\n    ", "return a + 1", "\n")
+    assert results and all(isinstance(r.text, str) for r in results)
+    for result in results:
+        assert "<mask>" not in result.text and "<|fill|>" not in result.text
+        assert all(0.0 <= c <= 1.0 for c in result.confidences)
+        assert 1 <= result.steps <= FAST.steps
+
+
+def test_infill_at_the_very_start_and_end_of_a_file(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = Spy(model, monkeypatch)
+    engine.infill("", "print(1)\n")
+    first = len(spy.windows)
+    engine.infill("print(1)\n", "")
+    start, end = spy.windows[0][0].tolist(), spy.windows[first][0].tolist()
+    assert start[0] == model.ids.bos and start[1] == model.ids.mask
+    assert end[-1] == model.ids.eos and end[-2] == model.ids.mask
+
+
+def test_an_empty_file(engine: Engine) -> None:
+    results = engine.infill("", "")
+    assert len(results) == 1 and results[0].steps <= FAST.steps
+    assert engine.fill_holes("") == []
+    assert engine.revise("", "", "").text == ""
+
+
+def test_a_multi_megabyte_file_stays_fast_and_bounded(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = Spy(model, monkeypatch)
+    big = "value = compute(1, 2)\n" * 150_000  # about 3.3 MB each side
+    began = time.monotonic()
+    engine.infill(big, big)
+    assert time.monotonic() - began < 10
+    window = spy.windows[0][0].tolist()
+    assert len(window) <= FAST.context_tokens
+    assert model.ids.bos not in window and model.ids.eos not in window  # cut on both sides
+
+
+def test_candidates_are_distinct_and_best_first(engine: Engine) -> None:
+    results = engine.infill("def f(", "):\n    pass\n", candidates=4)
+    texts = [r.text for r in results]
+    assert 1 <= len(texts) <= 4 and len(set(texts)) == len(texts)
+    means = [sum(r.confidences) / max(len(r.confidences), 1) for r in results]
+    assert means == sorted(means, reverse=True)
+
+
+def test_the_same_seed_gives_the_same_candidates(engine: Engine) -> None:
+    options = DecodeOptions(steps=4, max_span_tokens=12, temperature=1.0, seed=5)
+    first = engine.infill("x = ", "\n", candidates=3, options=options)
+    second = engine.infill("x = ", "\n", candidates=3, options=options)
+    assert first == second
+
+
+def test_single_line_never_breaks_the_line(engine: Engine) -> None:
+    options = DecodeOptions(steps=4, max_span_tokens=24, temperature=1.0, seed=1)
+    for result in engine.infill("x = ", "\ny = 2\n", single_line=True, options=options):
+        assert "\n" not in result.text and "\r" not in result.text
+
+
+def test_jobs_yield_progress_within_the_budget(engine: Engine) -> None:
+    job = engine.infill_job("a = ", "\n")
+    steps = []
+    while True:
+        try:
+            steps.append(next(job))
+        except StopIteration as stop:
+            results = stop.value
+            break
+    assert steps and all(isinstance(p, Progress) for p in steps)
+    assert [p.step for p in steps] == list(range(1, len(steps) + 1))
+    assert all(p.total == FAST.steps for p in steps) and len(steps) <= FAST.steps
+    assert results[0].steps == len(steps)
+
+
+@pytest.mark.parametrize("context", [128, 40])  # together in one window, then one at a time
+def test_fill_holes_fills_every_marker(engine: Engine, context: int) -> None:
+    text = "a = <mask>\nb = 2\nc = <mask>\n"
+    options = DecodeOptions(steps=3, max_span_tokens=8, context_tokens=context)
+    holes = engine.fill_holes(text, options=options)
+    assert [text[h.start : h.end] for h in holes] == ["<mask>", "<mask>"]
+    assert holes[0].start == 4 and holes[1].start == text.rindex("<mask>")
+    assert all("<mask>" not in h.text for h in holes)
+
+
+def test_bad_requests_raise_input_errors(engine: Engine) -> None:
+    with pytest.raises(InputError):
+        engine.rewrite("", "word " * 400, "")  # longer than the window
+    with pytest.raises(InputError):
+        engine.infill("a", "b", options=DecodeOptions(steps=0))
+    with pytest.raises(InputError):
+        engine.infill("a", "b", candidates=0)
+    with pytest.raises(InputError):
+        engine.fill_holes("a", marker="")
+    with pytest.raises(InputError):
+        run(engine.infill_job("a", "b", max_tokens=0))
