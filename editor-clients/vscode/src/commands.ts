@@ -1,0 +1,90 @@
+/**
+ * The extension's commands: rewrite / revise the selection and fill holes (server commands run
+ * with progress and applied as one edit), restart the server, show its log. Knows the `vscode`
+ * API and the language client; the wire shapes come from protocol.ts.
+ */
+
+import * as vscode from "vscode";
+import { ExecuteCommandRequest, WorkDoneProgress, type WorkspaceEdit } from "vscode-languageclient";
+import type { LanguageClient } from "vscode-languageclient/node";
+import { SERVER_COMMANDS, commandArgument, type ServerCommandName } from "./protocol";
+
+const TITLES: Record<ServerCommandName, string> = {
+  rewrite: "Rewriting selection",
+  revise: "Revising selection",
+  fillHoles: "Filling holes",
+};
+
+let nextToken = 0;
+
+/** Run server command `name` on the active editor's selection (or whole file for fillHoles). */
+export async function runServerCommand(
+  client: LanguageClient | undefined,
+  name: ServerCommandName,
+  busy: (delta: number) => void,
+): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (client === undefined || !client.isRunning()) {
+    void vscode.window.showWarningMessage("infill: the server is not running (Infill: Show Log).");
+    return;
+  }
+  if (editor === undefined) {
+    return;
+  }
+  const document = editor.document;
+  const selection = editor.selection;
+  if (selection.isEmpty && name !== "fillHoles") {
+    void vscode.window.showInformationMessage("infill: select the code to " + (name === "rewrite" ? "rewrite." : "revise."));
+    return;
+  }
+  const range = selection.isEmpty ? undefined : client.code2ProtocolConverter.asRange(selection);
+  const argument = commandArgument(client.code2ProtocolConverter.asUri(document.uri), range, false);
+  const version = document.version;
+  const token = `infill-vscode-${++nextToken}`;
+
+  busy(1);
+  try {
+    const edit = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `infill: ${TITLES[name]}`, cancellable: true },
+      async (progress, cancel) => {
+        let reported = 0;
+        const listener = client.onProgress(WorkDoneProgress.type, token, (value) => {
+          if (value.kind !== "end" && value.percentage !== undefined) {
+            progress.report({ increment: value.percentage - reported, message: value.message ?? "" });
+            reported = value.percentage;
+          } else if (value.kind !== "end" && value.message !== undefined) {
+            progress.report({ message: value.message });
+          }
+        });
+        try {
+          return (await client.sendRequest(
+            ExecuteCommandRequest.type,
+            { command: SERVER_COMMANDS[name], arguments: [argument], workDoneToken: token },
+            cancel,
+          )) as WorkspaceEdit | null;
+        } finally {
+          listener.dispose();
+        }
+      },
+    );
+    if (edit === null || edit === undefined || (edit.changes === undefined && edit.documentChanges === undefined)) {
+      void vscode.window.setStatusBarMessage(`infill: ${TITLES[name].toLowerCase()}: no change`, 3000);
+      return;
+    }
+    if (document.version !== version) {
+      void vscode.window.showWarningMessage("infill: the file changed while the model worked; edit discarded.");
+      return;
+    }
+    await vscode.workspace.applyEdit(await client.protocol2CodeConverter.asWorkspaceEdit(edit));
+  } catch (error) {
+    if (!(error instanceof vscode.CancellationError) && !isCancelled(error)) {
+      void vscode.window.showErrorMessage(`infill: ${TITLES[name]} failed: ${String(error)}`);
+    }
+  } finally {
+    busy(-1);
+  }
+}
+
+function isCancelled(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: number }).code === -32800;
+}
