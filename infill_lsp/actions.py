@@ -1,0 +1,307 @@
+"""Rewrite, revise and fill holes over a range: the commands and the code actions that resolve to
+the same WorkspaceEdit.
+
+A command takes one object `{"uri", "range", "apply"}`. The selection is snapped to whole syntax
+nodes, the engine job runs step by step (with `$/progress` when the client gave a token), and a
+candidate that adds a parse error is passed over for the next best. Edits touch only the range.
+Bad input raises InputError, which the handler turns into a clear JSON-RPC error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from infill_lsp import regions
+from infill_lsp.completion import syntax_window, usable_text
+from infill_lsp.documents import Document
+from infill_lsp.errors import InputError
+from infill_lsp.postprocess import changed_span
+from infill_lsp.server import InfillServer, cancelled_error
+from infill_lsp.window import CHARS_PER_TOKEN
+
+if TYPE_CHECKING:
+    from infill_lsp.engine import Engine
+
+log = logging.getLogger(__name__)
+
+REWRITE, REVISE, FILL_HOLES = "infill.rewrite", "infill.revise", "infill.fillHoles"
+TITLES = {
+    REWRITE: "Rewrite selection",
+    REVISE: "Revise low-confidence tokens",
+    FILL_HOLES: "Fill holes",
+}
+KINDS = {
+    REWRITE: types.CodeActionKind.RefactorRewrite,
+    REVISE: types.CodeActionKind.RefactorRewrite,
+    FILL_HOLES: types.CodeActionKind.QuickFix,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a command works on: a document, an optional range, whether to apply the edit."""
+
+    uri: str
+    range: types.Range | None
+    apply: bool
+
+
+def parse_target(ls: InfillServer, name: str, args: tuple[Any, ...]) -> Target:
+    """Read the single argument object of a command; InputError when it is malformed."""
+    if len(args) != 1 or not isinstance(args[0], dict):
+        raise InputError(f'{name} takes one argument {{"uri": ..., "range": ..., "apply": ...}}')
+    raw = args[0]
+    uri, raw_range, apply = raw.get("uri"), raw.get("range"), raw.get("apply", True)
+    if not isinstance(uri, str):
+        raise InputError(f"{name}: 'uri' must be a string")
+    if not isinstance(apply, bool):
+        raise InputError(f"{name}: 'apply' must be true or false")
+    range_: types.Range | None = None
+    if raw_range is not None:
+        try:
+            range_ = ls.protocol._converter.structure(raw_range, types.Range)
+        except Exception as error:
+            raise InputError(f"{name}: 'range' is not an LSP range ({error})") from error
+    if range_ is None and name != FILL_HOLES:
+        raise InputError(f"{name} needs a 'range'")
+    return Target(uri, range_, apply)
+
+
+def _document(ls: InfillServer, uri: str) -> Document:
+    document = ls.documents.get(uri)
+    if document is None:
+        raise InputError(f"{uri} is not open in the editor")
+    return document
+
+
+def _edit(ls: InfillServer, document: Document, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
+    """A WorkspaceEdit for one document, versioned when the client takes documentChanges."""
+    workspace = ls.client_capabilities.workspace
+    versioned = bool(
+        workspace and workspace.workspace_edit and workspace.workspace_edit.document_changes
+    )
+    if not versioned:
+        return types.WorkspaceEdit(changes={document.uri: edits})
+    identifier = types.OptionalVersionedTextDocumentIdentifier(
+        uri=document.uri, version=document.version
+    )
+    return types.WorkspaceEdit(
+        document_changes=[types.TextDocumentEdit(text_document=identifier, edits=list(edits))]
+    )
+
+
+def _replacement(
+    document: Document, start: int, end: int, new: str, encoding: str
+) -> list[types.TextEdit]:
+    """The smallest TextEdit replacing text[start:end] with `new` (none when equal)."""
+    lead, trail, text = changed_span(document.text[start:end], new)
+    if lead == trail and not text:
+        return []
+    range_ = document.range_of(start + lead, start + trail, encoding)
+    return [types.TextEdit(range=range_, new_text=text)]
+
+
+class _Reporter:
+    """Work-done progress for one command, when the client offered a token."""
+
+    def __init__(self, ls: InfillServer, token: types.ProgressToken | None, title: str) -> None:
+        self.ls, self.token = ls, token
+        if token is not None:
+            ls.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
+            )
+
+    def step(self, progress: Any) -> None:
+        if self.token is None:
+            return
+        cancel = self.ls.work_done_progress.tokens.get(self.token)
+        if cancel is not None and cancel.cancelled():
+            raise cancelled_error("cancelled from the progress indicator")
+        percentage = int(100 * progress.step / max(progress.total, 1))
+        message = f"step {progress.step} of {progress.total}"
+        self.ls.work_done_progress.report(
+            self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+        )
+
+    def end(self, message: str) -> None:
+        if self.token is not None:
+            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            self.ls.work_done_progress.tokens.pop(self.token, None)
+
+
+def _first_that_parses(
+    window: str, start: int, end: int, texts: list[str], language: str | None
+) -> str | None:
+    """The first text that, put in window[start:end], adds no parse error."""
+    for text in texts:
+        if not regions.introduces_error(window, window[:start] + text + window[end:], language):
+            return text
+        log.info("candidate rejected: it introduces a parse error")
+    return None
+
+
+async def compute_edit(
+    ls: InfillServer, name: str, target: Target, token: types.ProgressToken | None = None
+) -> types.WorkspaceEdit:
+    """The WorkspaceEdit a command would make (empty when there is nothing to change)."""
+    engine = ls.engine
+    if engine is None:
+        raise InputError("the model is not loaded yet")
+    document = _document(ls, target.uri)
+    encoding = ls.encoding
+    text = document.text
+    language = regions.language_for(document.uri, document.language_id)
+    if target.range is None:
+        start, end = 0, len(text)
+    else:
+        start, end = document.span_of(target.range, encoding, allow_empty=name == FILL_HOLES)
+        if start == end:
+            start, end = 0, len(text)
+    if name != FILL_HOLES:
+        window, shift = syntax_window(text, start, end)
+        low, high = regions.snap_to_nodes(window, start - shift, end - shift, language)
+        start, end = low + shift, high + shift
+        options = ls.decode_options()
+        if end - start > options.context_tokens * CHARS_PER_TOKEN:
+            raise InputError(
+                f"the selection is {end - start} characters long, too long for the "
+                f"{options.context_tokens}-token window (infill.contextTokens): select less"
+            )
+    if not usable_text(document, start, end):
+        raise InputError("the text holds binary data or invalid characters; it cannot be infilled")
+    reporter = _Reporter(ls, token, TITLES[name])
+    try:
+        edits = await _run(ls, engine, name, document, (start, end), language, reporter.step)
+    finally:
+        reporter.end("done")
+    return _edit(ls, document, edits)
+
+
+async def _run(
+    ls: InfillServer,
+    engine: Engine,
+    name: str,
+    document: Document,
+    span: tuple[int, int],
+    language: str | None,
+    on_step: Callable[[Any], None],
+) -> list[types.TextEdit]:
+    """Run the engine job of command `name` over the span and turn it into TextEdits."""
+    start, end = span
+    text, encoding, options = document.text, ls.encoding, ls.decode_options()
+    prefix, region, suffix = text[:start], text[start:end], text[end:]
+    window, shift = syntax_window(text, start, end)
+    low, high = start - shift, end - shift
+    if name == FILL_HOLES:
+        marker = ls.settings.hole_marker
+        if marker not in region:
+            ls.show_once(f"infill-lsp: no {marker} marker to fill", types.MessageType.Info)
+            return []
+        holes = await ls.run_job(engine.fill_holes_job(text, marker, options=options), on_step)
+        inside = [h for h in holes if start <= h.start and h.end <= end]
+        filled = region
+        for hole in reversed(inside):
+            filled = filled[: hole.start - start] + hole.text + filled[hole.end - start :]
+        if _first_that_parses(window, low, high, [filled], language) is None:
+            ls.show_once("infill-lsp: the filled holes do not parse; nothing changed")
+            return []
+        return [
+            types.TextEdit(range=document.range_of(h.start, h.end, encoding), new_text=h.text)
+            for h in inside
+        ]
+    if name == REWRITE:
+        count = max(ls.settings.candidates, 1)
+        job = engine.rewrite_job(prefix, region, suffix, candidates=count, options=options)
+        texts = [infill.text for infill in await ls.run_job(job, on_step)]
+        texts = [t for t in texts if t != region] or texts
+    else:
+        job_one = engine.revise_job(prefix, region, suffix, options=options)
+        revised = await ls.run_job(job_one, on_step)
+        texts = [revised.text]
+    chosen = _first_that_parses(window, low, high, texts, language)
+    if chosen is None:
+        ls.show_once("infill-lsp: every candidate broke the syntax; nothing changed")
+        return []
+    return _replacement(document, start, end, chosen, encoding)
+
+
+async def execute(ls: InfillServer, name: str, args: tuple[Any, ...]) -> Any:
+    """Run command `name`: return the edit (apply false) or apply it and return {"applied"}."""
+    target = parse_target(ls, name, args)
+    if ls.engine is None:
+        ls.show_once("infill-lsp: the model is still loading; try again in a moment")
+        return None if not target.apply else {"applied": False}
+    edit = await compute_edit(ls, name, target, ls.protocol.command_token.get())
+    if not target.apply:
+        return edit
+    if not _has_edits(edit):
+        return {"applied": False}
+    result = await ls.workspace_apply_edit_async(
+        types.ApplyWorkspaceEditParams(edit=edit, label=TITLES[name])
+    )
+    return {"applied": bool(result.applied)}
+
+
+def _has_edits(edit: types.WorkspaceEdit) -> bool:
+    if edit.changes:
+        return any(edit.changes.values())
+    return any(
+        isinstance(change, types.TextDocumentEdit) and change.edits
+        for change in edit.document_changes or []
+    )
+
+
+def _resolves_edits(ls: InfillServer) -> bool:
+    text_document = ls.client_capabilities.text_document
+    code_action = text_document.code_action if text_document else None
+    support = code_action.resolve_support if code_action else None
+    return support is not None and "edit" in support.properties
+
+
+def code_actions(ls: InfillServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    """The actions on offer for a selection (cheap: nothing runs until one is resolved)."""
+    document = ls.documents.get(params.text_document.uri)
+    if document is None or not ls.settings.enabled_for(document.language_id):
+        return []
+    try:
+        start, end = document.span_of(params.range, ls.encoding)
+    except InputError:
+        return []
+    names = [REWRITE, REVISE] if end > start else []
+    marker = ls.settings.hole_marker
+    if marker in document.text:
+        names.append(FILL_HOLES)
+    only = params.context.only
+    if only:
+        names = [n for n in names if any(KINDS[n].value.startswith(kind) for kind in only)]
+    selection = {"uri": document.uri, "range": ls.protocol._converter.unstructure(params.range)}
+    actions = []
+    for name in names:
+        arguments = selection
+        if name == FILL_HOLES and marker not in document.text[start:end]:
+            arguments = {"uri": document.uri}  # the markers are elsewhere: fill them all
+        action = types.CodeAction(title=TITLES[name], kind=KINDS[name])
+        if _resolves_edits(ls):
+            action.data = {"command": name, "arguments": arguments}
+        else:
+            action.command = types.Command(
+                title=TITLES[name], command=name, arguments=[{**arguments, "apply": True}]
+            )
+        actions.append(action)
+    return actions
+
+
+async def resolve_code_action(ls: InfillServer, action: types.CodeAction) -> types.CodeAction:
+    """Fill in the edit of a code action offered by `code_actions`."""
+    data = action.data if isinstance(action.data, dict) else {}
+    name = data.get("command")
+    if name not in TITLES:
+        return action
+    target = parse_target(ls, name, ({**data.get("arguments", {}), "apply": False},))
+    action.edit = await compute_edit(ls, name, target)
+    return action

@@ -1,0 +1,159 @@
+"""Completion at the cursor: inline (ghost text) and the `textDocument/completion` fallback.
+
+One flow for both: find the document, wait out the debounce, ask `regions` for line or block,
+run the engine's infill job step by step (giving up as soon as a newer request for the document
+arrives), then shape each candidate with `postprocess`. Expected misses (model not ready,
+unknown document, language turned off, binary text) are empty results, never errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from lsprotocol import types
+
+from infill_lsp import regions
+from infill_lsp.documents import Document
+from infill_lsp.errors import InputError
+from infill_lsp.postprocess import Insertion, shape_insertion
+from infill_lsp.server import InfillServer, Superseded
+
+log = logging.getLogger(__name__)
+
+SYNTAX_MARGIN = 20_000  # characters of text around the cursor that tree-sitter looks at
+LABEL_LENGTH = 60
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One shaped completion and the LSP range it replaces."""
+
+    insertion: Insertion
+    range: types.Range
+
+
+def syntax_window(text: str, start: int, end: int) -> tuple[str, int]:
+    """Whole lines around text[start:end], at most SYNTAX_MARGIN characters each side.
+
+    Returns (window, offset of the window in text): huge files stay cheap to parse.
+    """
+    if len(text) <= 2 * SYNTAX_MARGIN + (end - start):
+        return text, 0
+    low = text.rfind("\n", 0, max(start - SYNTAX_MARGIN, 0)) + 1
+    high = text.find("\n", min(end + SYNTAX_MARGIN, len(text)))
+    high = len(text) if high < 0 else high
+    return text[low:high], low
+
+
+def usable_text(document: Document, start: int, end: int) -> bool:
+    """False for text the model must not see: NUL bytes or lone surrogates near the span."""
+    window, _ = syntax_window(document.text, start, end)
+    if "\x00" in window:
+        return False
+    try:
+        window.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def complete(
+    ls: InfillServer, uri: str, position: types.Position, invoked: bool, kind: str
+) -> list[Candidate]:
+    """Infill at `position` of `uri`: up to `candidates` shaped completions, best first.
+
+    A newer request of the same `kind` ("inline" or "completion") for `uri` supersedes this one.
+    """
+    key = f"{kind} {uri}"
+    generation = ls.generations.get(key, 0) + 1
+    ls.generations[key] = generation
+
+    def superseded() -> bool:
+        return ls.generations.get(key) != generation
+
+    document = ls.documents.get(uri)
+    if ls.engine is None or document is None or not ls.settings.enabled_for(document.language_id):
+        return []
+    if not invoked and ls.settings.debounce_ms > 0:
+        await asyncio.sleep(ls.settings.debounce_ms / 1000)
+        if superseded():
+            return []
+    encoding = ls.encoding
+    try:
+        cursor = document.offset_at(position, encoding)
+    except InputError as error:
+        log.info("completion skipped: %s", error)
+        return []
+    if not usable_text(document, cursor, cursor):
+        log.info("completion skipped: binary or invalid text near the cursor in %s", uri)
+        return []
+    text = document.text
+    language = regions.language_for(uri, document.language_id)
+    window, shift = syntax_window(text, cursor, cursor)
+    single_line = regions.completion_scope(window, cursor - shift, language) == "line"
+    prefix, suffix = text[:cursor], text[cursor:]
+    count = max(ls.settings.candidates, 1) if invoked else 1
+    engine = ls.engine
+    try:
+        job = engine.infill_job(
+            prefix, suffix, single_line=single_line, candidates=count, options=ls.decode_options()
+        )
+        infills = await ls.run_job(job, stop=superseded)
+    except Superseded:
+        return []
+    except InputError as error:
+        log.info("completion skipped: %s", error)
+        return []
+    start = document.position_at(cursor, encoding)  # a column past the line end is clamped
+    shaped: list[Candidate] = []
+    seen: set[str] = set()
+    for infill in infills:
+        insertion = shape_insertion(infill.text, prefix, suffix, single_line)
+        if insertion is None or insertion.text in seen:
+            continue
+        seen.add(insertion.text)
+        end = document.position_at(cursor + insertion.replace, encoding)
+        shaped.append(Candidate(insertion, types.Range(start=start, end=end)))
+    log.info("completion at %s:%d: %d candidates", uri, position.line, len(shaped))
+    return shaped
+
+
+async def inline_completion(
+    ls: InfillServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    """Ghost text at the cursor: several candidates when invoked, one while typing."""
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    candidates = await complete(ls, params.text_document.uri, params.position, invoked, "inline")
+    items = [
+        types.InlineCompletionItem(insert_text=c.insertion.text, range=c.range) for c in candidates
+    ]
+    return types.InlineCompletionList(items=items)
+
+
+async def completion(ls: InfillServer, params: types.CompletionParams) -> types.CompletionList:
+    """The same infill as completion items, for clients without inline completion."""
+    invoked = (
+        params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+    )
+    uri = params.text_document.uri
+    candidates = await complete(ls, uri, params.position, invoked, "completion")
+    items = []
+    for rank, candidate in enumerate(candidates):
+        text = candidate.insertion.text
+        first = text.strip().split("\n", 1)[0]
+        label = first if len(first) <= LABEL_LENGTH else first[: LABEL_LENGTH - 1] + "…"
+        items.append(
+            types.CompletionItem(
+                label=label,
+                kind=types.CompletionItemKind.Snippet,
+                detail="infill",
+                documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=text),
+                sort_text=f"{rank:02d}",
+                filter_text=text,
+                text_edit=types.TextEdit(range=candidate.range, new_text=text),
+                insert_text_format=types.InsertTextFormat.PlainText,
+            )
+        )
+    return types.CompletionList(is_incomplete=True, items=items)

@@ -1,0 +1,88 @@
+"""The server's pure parts: positions in three encodings, settings parsing, completion shaping."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infill_lsp.errors import InputError
+from infill_lsp.options import Settings, parse_settings
+from infill_lsp.positions import UTF8, UTF16, UTF32, LineIndex, code_units
+from infill_lsp.postprocess import changed_span, shape_insertion
+
+TEXT = "a😀b\r\nüx\rlast\n"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "character", "offset"),
+    [(UTF16, 1, 1), (UTF16, 2, 1), (UTF16, 3, 2), (UTF8, 5, 2), (UTF8, 3, 1), (UTF32, 2, 2)],
+)
+def test_offsets_in_each_encoding(encoding: str, character: int, offset: int):
+    assert LineIndex(TEXT).offset_at(0, character, encoding) == offset
+
+
+def test_lines_follow_lsp_breaks_only():
+    index = LineIndex(TEXT + "form\x0cfeed\u2028x")
+    assert index.line_count == 4
+    assert index.line_text(1) == "üx"
+    assert index.line_text(3) == "form\x0cfeed\u2028x"
+    assert index.offset_at(1, 99, UTF16) == TEXT.index("\r", 5)  # past the line end: its end
+    with pytest.raises(InputError):
+        index.offset_at(9, 0, UTF16)
+    assert index.offset_at(9, 0, UTF16, clamp=True) == len(index.text)
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40), st.data())
+def test_position_round_trip(text: str, data: st.DataObject):
+    index = LineIndex(text)
+    offset = data.draw(st.integers(0, len(text)))
+    if text[offset - 1 : offset + 1] == "\r\n":
+        offset -= 1  # no position sits between "\r" and "\n"
+    for encoding in (UTF8, UTF16, UTF32):
+        line, character = index.position_at(offset, encoding)
+        assert index.offset_at(line, character, encoding) == offset
+        assert character == code_units(
+            index.line_text(line)[: offset - index.starts[line]], encoding
+        )
+
+
+def test_settings_parse_and_fall_back():
+    settings, problems = parse_settings(
+        {"infill": {"steps": 0, "candidates": 2, "languages": ["python"], "nope": 1}}
+    )
+    assert settings.steps is None and settings.candidates == 2
+    assert settings.enabled_for("python") and not settings.enabled_for("go")
+    assert len(problems) == 2 and "infill.steps" in problems[0] and "infill.nope" in problems[1]
+    again, _ = parse_settings({"candidates": None}, settings)
+    assert again.candidates == Settings().candidates and again.languages == ("python",)
+    assert parse_settings("yes")[1] and parse_settings(None) == (Settings(), [])
+
+
+def test_settings_decode_overrides():
+    settings, _ = parse_settings({"steps": 8, "threshold": 0.5, "contextTokens": 512})
+    assert settings.decode_overrides() == {"steps": 8, "threshold": 0.5, "context_tokens": 512}
+
+
+def test_insertion_swallows_closers_right_of_the_cursor():
+    insertion = shape_insertion("a, b)", "f(", ")\nnext", single_line=True)
+    assert insertion is not None and insertion.text == "a, b)" and insertion.replace == 1
+    plain = shape_insertion("a, b", "f(", ")\nnext", single_line=True)
+    assert plain is not None and plain.replace == 0
+
+
+def test_insertion_drops_repeated_lines_and_empty_text():
+    shaped = shape_insertion("    y = 2\n    return x", "def f():\n", "\n    return x\n", False)
+    assert shaped is not None and shaped.text == "    y = 2"
+    assert shape_insertion("  \n", "a", "b", False) is None
+    assert shape_insertion(")", "f(", ")", True) is None
+    assert shape_insertion("first\nsecond", "", "", True).text == "first"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("abc", "abc"), ("abc", "aXc"), ("a\r\nb", "a\r\nc"), ("x\r\ny", "x\rz\ny")]
+)
+def test_changed_span_is_minimal_and_exact(old: str, new: str):
+    start, end, text = changed_span(old, new)
+    assert old[:start] + text + old[end:] == new
+    assert old[start - 1 : start + 1] != "\r\n" and old[end - 1 : end + 1] != "\r\n"
