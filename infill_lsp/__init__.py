@@ -1,4 +1,4 @@
-"""infill-lsp: a language server that fills, rewrites and revises code with a masked-diffusion model."""
+"""infill-lsp: a language server that fills, rewrites and revises code with a diffusion model."""
 
 import os
 
