@@ -328,6 +328,15 @@ def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
                    "--out", str(model), "--max-tokens", "8000", "--batch", "8", "--context", "96",
                    "--quiet")  # fmt: skip
     assert done.returncode == 0, done.stderr
+    first = load_model(model).metadata["recipe"]
+    assert first["tokens_seen"] >= 8000
+    grown = run_cli("train", "--corpus", str(corpus), "--init", str(model), "--out",
+                    str(tmp_path / "grown"), "--max-tokens", str(first["tokens_seen"] + 2000),
+                    "--batch", "8", "--context", "96", "--quiet")  # fmt: skip
+    assert grown.returncode == 0, grown.stderr
+    recipe = load_model(tmp_path / "grown").metadata["recipe"]
+    assert recipe["steps"] > first["steps"], "--init continues the run's counts"
+    assert first["tokens_seen"] + 2000 <= recipe["tokens_seen"] < first["tokens_seen"] + 5000
     assert load_model(model).vocab_size == 400
     report = run_cli("eval", "--model", str(model), "--repo", str(repo), "--spans", "2")
     assert report.returncode == 0, report.stderr

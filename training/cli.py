@@ -76,6 +76,7 @@ def _train_config(args: argparse.Namespace):  # -> TrainConfig
 
 
 def _train(args: argparse.Namespace) -> None:
+    from infill_lsp.model import load_model
     from training.corpus import load_corpus
     from training.sizes import PRESETS, build_network
     from training.tokenizer import load_tokenizer
@@ -83,11 +84,16 @@ def _train(args: argparse.Namespace) -> None:
 
     out = _writable(Path(args.out))
     corpus = load_corpus(Path(args.corpus))["train"]
-    tokenizer_dir = Path(args.tokenizer) if args.tokenizer else None
-    if tokenizer_dir is None:
-        raise UsageError("give --tokenizer DIR (make one with `infill-train tokenizer`)")
-    tokenizer = load_tokenizer(tokenizer_dir)
-    network = build_network(args.size, tokenizer, max_positions=max(1024, args.context))
+    start = None
+    if args.init and not args.resume:  # continue a model directory's run with a fresh optimizer
+        base = load_model(args.init)
+        network, tokenizer = base.network, base.tokenizer
+        start = _continued_state(base.metadata.get("recipe", {}))
+    elif args.tokenizer:
+        tokenizer = load_tokenizer(Path(args.tokenizer))
+        network = build_network(args.size, tokenizer, max_positions=max(1024, args.context))
+    else:
+        raise UsageError("give --tokenizer DIR (make one with `infill-train tokenizer`) or --init")
     config = _train_config(args)
     parameters = sum(p.numel() for p in network.parameters())
     metadata = {
@@ -99,9 +105,21 @@ def _train(args: argparse.Namespace) -> None:
     }
     state = train(
         network, tokenizer, corpus["text"], corpus["language"], config, out,
-        resume=args.resume, metadata=metadata, progress=not args.quiet,
+        resume=args.resume, start=start, metadata=metadata, progress=not args.quiet,
     )  # fmt: skip
     print(f"trained {state.tokens:,} tokens in {state.seconds / 60:.1f} min; model at {out}")
+
+
+def _continued_state(recipe: dict):  # -> TrainState
+    """The counts a model directory's recipe records, to continue its run."""
+    from training.train import TrainState
+
+    return TrainState(
+        step=int(recipe.get("steps", 0)),
+        tokens=int(recipe.get("tokens_seen", 0)),
+        seconds=float(recipe.get("train_seconds", 0.0)),
+        history=list(recipe.get("loss_curve", [])),
+    )
 
 
 def _finetune(args: argparse.Namespace) -> None:
@@ -210,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = subs.add_parser("train", help="train a model from scratch")
     train.add_argument("--corpus", required=True)
     train.add_argument("--tokenizer", help="tokenizer directory")
+    train.add_argument("--init", help="continue from this model directory's weights and counts")
     train.add_argument("--size", choices=sorted(PRESETS), default="small")
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint")

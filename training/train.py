@@ -177,11 +177,16 @@ def train(
     out: Path,
     *,
     resume: bool = False,
+    start: TrainState | None = None,
     metadata: dict[str, Any] | None = None,
     progress: bool = True,
     objective: LoopObjective = DIFFUSION,
 ) -> TrainState:
-    """Train `network` on `texts` and write the model directory `out`; return the final state."""
+    """Train `network` on `texts` and write the model directory `out`; return the final state.
+
+    `start` continues the counts (steps, tokens, time) of the run that made `network`'s weights,
+    so a model grown over many sittings keeps one schedule and one data stream.
+    """
     from accelerate import Accelerator
 
     hf_logging.disable_progress_bar()
@@ -191,7 +196,7 @@ def train(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
     )
-    state = TrainState()
+    state = start or TrainState()
     where = checkpoint_dir(out)
     if resume:
         if not (where / "state.json").exists():
