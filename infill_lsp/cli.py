@@ -87,8 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     from infill_lsp.server import run_server
 
-    run_server(args.tcp, args.log_file, args.log_level)
-    return 0
+    return run_server(args.tcp, args.log_file, args.log_level)
 
 
 def fill(args: argparse.Namespace) -> int:

@@ -225,7 +225,11 @@ def load_model(directory: str | Path | None = None, device: str = "cpu") -> Infi
         config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as error:
         raise ModelError(f"{path / 'config.json'} is not a usable model config: {error}") from error
-    if tokenizer.get_vocab_size() > config.vocab_size:
+    # Our own directories (with infill.json) pair a tokenizer with exactly its vocabulary; other
+    # Hugging Face models often pad the vocabulary past the tokenizer, which is harmless.
+    ours = bool(metadata)
+    size = tokenizer.get_vocab_size()
+    if size > config.vocab_size or (ours and size != config.vocab_size):
         raise ModelError(
             f"tokenizer.json has {tokenizer.get_vocab_size()} tokens but config.json "
             f"declares a vocabulary of {config.vocab_size}: they do not belong together"
@@ -237,10 +241,21 @@ def load_model(directory: str | Path | None = None, device: str = "cpu") -> Infi
             local_files_only=True,
             trust_remote_code=False,
             use_safetensors=True,
+            output_loading_info=True,
         )
     except Exception as error:
         raise ModelError(f"{weights} does not match {path / 'config.json'}: {error}") from error
     # from_pretrained only warns about weights it had to invent; a model that needed any is wrong.
+    network, info = network
+    tied = set(getattr(network, "_tied_weights_keys", None) or ())
+    missing = [k for k in info.get("missing_keys", ()) if k not in tied]
+    wrong = list(info.get("mismatched_keys", ()))
+    if missing or wrong:
+        shown = ", ".join(str(k) for k in (missing + wrong)[:3])
+        raise ModelError(
+            f"{weights} does not match {path / 'config.json'}: "
+            f"{len(missing) + len(wrong)} weights are missing or misshapen ({shown})"
+        )
     network.eval().to(device)
     log.info("loaded model %s (%s, %d tokens)", path, config.model_type, config.vocab_size)
     return InfillModel(path, network, tokenizer, ids, metadata, device)

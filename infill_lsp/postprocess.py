@@ -41,7 +41,9 @@ def _drop_repeated_lines(text: str, following: str) -> str:
 
 def _swallowed(text: str, rest_of_line: str) -> int:
     """How many characters right of the cursor the end of `text` already repeats."""
-    for count in range(len(rest_of_line), 0, -1):
+    # Only a head no longer than `text` can be repeated by it: this keeps the search bounded by
+    # the completion's length however long the line is.
+    for count in range(min(len(rest_of_line), len(text)), 0, -1):
         head = rest_of_line[:count]
         closers_only = all(char in CLOSERS or char in " \t" for char in head)
         if (closers_only or count >= 4) and text.endswith(head) and head.strip():

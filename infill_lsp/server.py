@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import os
+import re
 import sys
+import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -29,6 +32,7 @@ from pygls.exceptions import (
     JsonRpcInvalidParams,
     JsonRpcRequestCancelled,
 )
+from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
@@ -84,15 +88,15 @@ class InfillProtocol(LanguageServerProtocol):
             return super().structure_message(data)
         method = data["method"]
         if "id" in data:
+            if self._shutdown:
+                return self._refuse(
+                    data["id"], types.ErrorCodes.InvalidRequest, "server is shut down"
+                )
             if method == types.INITIALIZE:
                 self.initialize_received = True
             elif not self.initialize_received:
                 return self._refuse(
                     data["id"], types.ErrorCodes.ServerNotInitialized, "not initialized"
-                )
-            elif self._shutdown:
-                return self._refuse(
-                    data["id"], types.ErrorCodes.InvalidRequest, "server is shut down"
                 )
         elif not self.initialize_received and method != types.EXIT:
             log.warning("dropping notification %s sent before initialize", method)
@@ -112,9 +116,17 @@ class InfillProtocol(LanguageServerProtocol):
             return self._refuse(data["id"], JsonRpcInvalidParams.CODE, message)
 
     def handle_message(self, message: Any) -> None:
-        """Dispatch a message unless it was already answered while being read."""
-        if not isinstance(message, _Answered):
-            super().handle_message(message)
+        """Dispatch a message unless it was already answered while being read.
+
+        JSON that is not a JSON-RPC message object (an array, a number, an object without
+        "jsonrpc") gets -32600 with a null id, as JSON-RPC 2.0 asks.
+        """
+        if isinstance(message, _Answered):
+            return
+        if not hasattr(message, "jsonrpc"):
+            self._refuse(None, types.ErrorCodes.InvalidRequest, "not a JSON-RPC message object")
+            return
+        super().handle_message(message)
 
     def _refuse(self, msg_id: Any, code: int, reason: str) -> _Answered:
         self._send_response(msg_id, error=types.ResponseError(code=code, message=reason))
@@ -202,9 +214,11 @@ class InfillServer(LanguageServer):
     def encoding(self) -> str:
         """The negotiated position encoding ("utf-16" unless the client chose another)."""
         try:
-            return str(self.workspace.position_encoding or UTF16)
+            kind = self.workspace.position_encoding or UTF16
         except RuntimeError:
             return UTF16
+        # lsprotocol's PositionEncodingKind is a str enum whose str() is its *name*.
+        return str(getattr(kind, "value", kind))
 
     def apply_settings(self, raw: Any, origin: str) -> None:
         """Merge camelCase settings from the client; report problems once; reload if needed."""
@@ -240,8 +254,14 @@ class InfillServer(LanguageServer):
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        """Log errors; show one message per distinct out-of-band error, none for requests."""
-        if source is FeatureRequestError:  # the client got it as the request's error
+        """Log errors; show one message per distinct out-of-band error, none for requests.
+
+        A frame whose body is not JSON (or not UTF-8) is answered with -32700 and a null id.
+        """
+        if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
+            log.warning("unreadable message: %s", error)
+            self.protocol._refuse(None, types.ErrorCodes.ParseError, f"parse error: {error}")
+        elif source is FeatureRequestError:  # the client got it as the request's error
             log.info("request failed: %s", error)
         else:
             log.error("%s: %s", getattr(source, "__name__", source), error)
@@ -412,8 +432,41 @@ def _configure_logging(log_file: str | None, log_level: str) -> None:
     logging.getLogger("pygls").setLevel(quiet)
 
 
-def run_server(tcp: str | None, log_file: str | None, log_level: str) -> None:
-    """Serve LSP over stdio (default) or TCP ("HOST:PORT") until the client exits."""
+# A header line, found at the end of a line so that a header glued to the unterminated body of a
+# malformed frame still counts: the reader finds its way back to the next frame.
+CONTENT_LENGTH = re.compile(rb"Content-Length: *(\d+)\r?\n$", re.IGNORECASE)
+
+
+async def read_frames(
+    stop: threading.Event, reader: Any, protocol: InfillProtocol, on_error: Callable[..., Any]
+) -> None:
+    """pygls' stdio reading loop, made to recover from frames without a valid Content-Length."""
+    length = 0
+    while not stop.is_set():
+        line = await reader.readline()
+        if not line:
+            break
+        header = CONTENT_LENGTH.search(line)
+        if header:
+            length = int(header.group(1))
+            continue
+        if line.strip() or not length:  # another header, or a blank line with nothing to read
+            continue
+        body = await reader.readexactly(length)
+        length = 0
+        if not body:
+            break
+        try:
+            protocol.handle_message(json.loads(body, object_hook=protocol.structure_message))
+        except Exception as error:
+            on_error(error, JsonRpcException)
+
+
+def run_server(tcp: str | None, log_file: str | None, log_level: str) -> int:
+    """Serve LSP over stdio (default) or TCP ("HOST:PORT") until the client exits.
+
+    Returns the exit code LSP asks for: 0 after `shutdown`, 1 when the client left without it.
+    """
     _configure_logging(log_file, log_level)
     server = create_server()
     if tcp:
@@ -422,11 +475,24 @@ def run_server(tcp: str | None, log_file: str | None, log_level: str) -> None:
             raise InfillError(f"--tcp wants HOST:PORT, got {tcp!r}")
         log.info("infill-lsp %s serving on %s:%s", __version__, host or "127.0.0.1", port)
         server.start_tcp(host or "127.0.0.1", int(port))
-        return
+        return 0 if server.protocol._shutdown else 1
     # stdout belongs to JSON-RPC: keep a private handle on it and point fd 1 at stderr, so that
     # a stray print() anywhere (a library, a C extension) cannot corrupt the stream.
     rpc_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     log.info("infill-lsp %s serving on stdio", __version__)
-    server.start_io(sys.stdin.buffer, rpc_out)
+    server._stop_event = threading.Event()
+    server.protocol.set_writer(StdoutWriter(rpc_out))
+    reader = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+    try:
+        asyncio.run(
+            read_frames(server._stop_event, reader, server.protocol, server._report_server_error)
+        )
+    except BrokenPipeError:
+        log.error("the client closed the connection")
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()
+    return 0 if server.protocol._shutdown else 1

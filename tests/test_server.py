@@ -479,7 +479,9 @@ async def test_cancel_stops_a_denoise(client: LanguageClient):
         open_document(client, "file:///work/after-cancel.py", PYTHON, "python")
         result = await inline(client, "file:///work/after-cancel.py", 5, 11)
         assert result.items
-        assert time.monotonic() - started < 3  # the worker was not busy finishing the rewrite
+        # the worker was not busy finishing the rewrite (uncancelled, it runs for minutes); the
+        # margin is wide because this 2-core machine is shared with other work
+        assert time.monotonic() - started < 15
     finally:
         await configure(client, {"steps": 4, "threshold": None, "contextTokens": None})
 

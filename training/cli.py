@@ -176,6 +176,11 @@ def _eval(args: argparse.Namespace) -> None:
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.record:
+        from training.card import record
+
+        record(model.directory, evaluation=report)
+        print(f"recorded in {model.directory / 'infill.json'} and its README.md")
 
 
 def _writable(out: Path) -> Path:
@@ -252,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--steps", type=int, default=16)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", help="also write the report here")
+    evaluate.add_argument(
+        "--record", action="store_true", help="write the report into the model's card"
+    )
     evaluate.set_defaults(run=_eval)
     return parser
 
@@ -264,11 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, InfillError) as error:
         print(f"infill-train: {error}", file=sys.stderr)
         return 2
-    except Exception as error:  # corpus and training errors carry their own message
+    except Exception as error:  # corpus, training and disk errors carry their own message
+        from safetensors import SafetensorError
+
         from training.corpus import CorpusError
         from training.train import TrainingError
 
-        if isinstance(error, CorpusError | TrainingError | OSError):
+        if isinstance(error, CorpusError | TrainingError | OSError | SafetensorError):
             print(f"infill-train: {error}", file=sys.stderr)
             return 2
         raise

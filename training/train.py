@@ -30,6 +30,7 @@ from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
 from infill_lsp.model import save_model
+from training.card import model_card
 from training.objective import (
     Batch,
     Example,
@@ -284,31 +285,3 @@ def train(
     if stop["now"]:
         log.info("interrupted: checkpoint saved at step %d", state.step)
     return state
-
-
-def model_card(metadata: dict[str, Any]) -> str:
-    """A short README.md for a model directory, from its metadata."""
-    recipe = metadata.get("recipe", {})
-    lines = [
-        "# infill-lsp model",
-        "",
-        "A ModernBERT-style encoder trained from scratch with infill-lsp's masked-diffusion "
-        "objective.",
-        "",
-        f"- tokens seen: {recipe.get('tokens_seen', 0):,}",
-        f"- training time: {recipe.get('train_seconds', 0) / 3600:.2f} CPU hours",
-        f"- final training loss: {recipe.get('final_loss', float('nan')):.3f}",
-    ]
-    for key in ("size", "parameters", "corpus"):
-        if key in recipe:
-            lines.append(f"- {key}: {recipe[key]}")
-    if "evaluation" in metadata:
-        lines += [
-            "",
-            "## Evaluation",
-            "",
-            "```",
-            json.dumps(metadata["evaluation"], indent=2),
-            "```",
-        ]
-    return "\n".join(lines) + "\n"
