@@ -129,7 +129,11 @@ class InfillProtocol(LanguageServerProtocol):
         super().handle_message(message)
 
     def _refuse(self, msg_id: Any, code: int, reason: str) -> _Answered:
-        self._send_response(msg_id, error=types.ResponseError(code=code, message=reason))
+        if msg_id is None:  # pygls would drop the null id that JSON-RPC requires here
+            error = {"code": code, "message": reason}
+            self._send_data({"jsonrpc": "2.0", "id": None, "error": error})
+        else:
+            self._send_response(msg_id, error=types.ResponseError(code=code, message=reason))
         return _Answered()
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
