@@ -434,6 +434,20 @@ def _configure_logging(log_file: str | None, log_level: str) -> None:
     # pygls logs whole messages (document text) at INFO/DEBUG: only when asked for debug
     quiet = logging.DEBUG if level <= logging.DEBUG else logging.WARNING
     logging.getLogger("pygls").setLevel(quiet)
+    if level > logging.DEBUG:
+        handler.addFilter(_without_values)  # a handler filter sees every pygls.* logger
+
+
+def _without_values(record: logging.LogRecord) -> bool:
+    """Keep a pygls record but not its arguments or traceback: they can quote document text."""
+    if not record.name.startswith("pygls"):
+        return True
+    first = str(record.msg).split("\n", 1)[0].split(":", 1)[0]
+    record.msg = f"{first} (details at --log-level debug)"
+    record.args = None
+    record.exc_info = None
+    record.exc_text = None
+    return True
 
 
 # A header line, found at the end of a line so that a header glued to the unterminated body of a

@@ -70,6 +70,15 @@ MAX_LINE_CHARS = 1000  # longer lines mean minified or data, not code people typ
 HELDOUT_PERCENT = 5
 
 
+SPLITS = ("train", "heldout")
+
+
+def _features():  # -> datasets.Features; datasets is imported only where a corpus is built
+    from datasets import Features, Value
+
+    return Features({name: Value("string") for name in ("path", "language", "text")})
+
+
 class CorpusError(Exception):
     """A corpus cannot be built from what was given."""
 
@@ -279,9 +288,14 @@ def build_corpus(
         except (OSError, ValueError, KeyError):
             pass
     out.mkdir(parents=True, exist_ok=True)
-    DatasetDict({split: Dataset.from_dict(cols) for split, cols in columns.items()}).save_to_disk(
-        str(out)
-    )
+    # datasets cannot reload an empty split it saved: a tree too small to hold a file out saves
+    # its train split alone, and `load_corpus` adds the empty one back.
+    splits = {
+        split: Dataset.from_dict(cols, features=_features())
+        for split, cols in columns.items()
+        if cols["path"]
+    }
+    DatasetDict(splits).save_to_disk(str(out))
     meta = {
         "key": key,
         "roots": [str(r) for r in roots],
@@ -298,10 +312,15 @@ def build_corpus(
 
 def load_corpus(directory: Path):  # -> datasets.DatasetDict
     """Open a corpus built by `build_corpus`."""
-    from datasets import load_from_disk
+    from datasets import Dataset, load_from_disk
 
     if not (directory / "corpus.json").is_file():
         raise CorpusError(
             f"{directory} is not a corpus (no corpus.json): run `infill-train corpus`"
         )
-    return load_from_disk(str(directory))
+    corpus = load_from_disk(str(directory))
+    for split in SPLITS:
+        if split not in corpus:
+            features = _features()
+            corpus[split] = Dataset.from_dict({name: [] for name in features}, features=features)
+    return corpus
