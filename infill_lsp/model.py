@@ -15,6 +15,8 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,10 +275,7 @@ def save_model(
     A crash or a full disk leaves either the old directory or none, never a half-written one.
     """
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    scratch.chmod(0o755)
-    try:
+    with atomic_directory(target) as scratch:
         network.save_pretrained(scratch, safe_serialization=True)  # type: ignore[operator]
         tokenizer.save(str(scratch / "tokenizer.json"))
         (scratch / "tokenizer_config.json").write_text(
@@ -287,6 +286,20 @@ def save_model(
         (scratch / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         if card:
             (scratch / "README.md").write_text(card, encoding="utf-8")
+    return target
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a scratch folder beside `target` that replaces it, in one rename, if all went well.
+
+    A crash or a full disk leaves either the old directory or none, never a half-written one.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    scratch.chmod(0o755)
+    try:
+        yield scratch
         backup = target.with_name(f".{target.name}.old")
         if target.exists():
             shutil.rmtree(backup, ignore_errors=True)
@@ -296,7 +309,6 @@ def save_model(
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return target
 
 
 def _tokenizer_config() -> dict[str, Any]:

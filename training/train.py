@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,7 +26,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
-from infill_lsp.model import save_model
+from infill_lsp.model import atomic_directory, save_model
 from training.card import model_card
 from training.objective import (
     Batch,
@@ -124,9 +121,7 @@ def save_checkpoint(
     config: TrainConfig,
 ) -> None:
     """Write weights, optimizer and state under a temporary name, then swap it in."""
-    where.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{where.name}.", dir=where.parent))
-    try:
+    with atomic_directory(where) as scratch:
         weights = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
         # Tied embeddings share storage; safetensors wants each tensor once.
         seen: dict[int, str] = {}
@@ -141,15 +136,6 @@ def save_checkpoint(
         (scratch / "state.json").write_text(
             json.dumps({"state": asdict(state), "config": asdict(config)}, indent=2)
         )
-        old = where.with_name(where.name + ".old")
-        if where.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(where, old)
-        os.replace(scratch, where)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
 
 
 def load_checkpoint(
