@@ -11,7 +11,7 @@ knows nothing about LSP, documents or positions in lines.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -108,7 +108,12 @@ class Progress:
 
     step: int
     total: int
-    canvas: str = ""  # the first candidate's span so far, masks shown as MASK_GLYPH
+    render: Callable[[], str] = str  # draws the canvas; only a caller that shows it pays
+
+    @property
+    def canvas(self) -> str:
+        """The first candidate's span so far, masks shown as MASK_GLYPH."""
+        return self.render()
 
 
 def run(job: Job[T]) -> T:
@@ -400,8 +405,12 @@ class Engine:
             except StopIteration as stop:
                 result: Denoised = stop.value
                 return result
-            canvas = self._render(state.ids[0, positions].tolist())
-            yield Progress(step_base * sampling.steps + state.step, total, canvas)
+            tokens = state.ids[0, positions]
+            yield Progress(
+                step_base * sampling.steps + state.step,
+                total,
+                lambda tokens=tokens: self._render(tokens.tolist()),  # type: ignore[misc]
+            )
 
     def _generate(
         self,
