@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from infill_lsp.engine import DecodeOptions, Engine, Progress, run
+from infill_lsp.engine import MASK_GLYPH, DecodeOptions, Engine, Progress, run
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel, load_model
 
@@ -178,6 +178,10 @@ def test_jobs_yield_progress_within_the_budget(engine: Engine) -> None:
     assert [p.step for p in steps] == list(range(1, len(steps) + 1))
     assert all(p.total == FAST.steps for p in steps) and len(steps) <= FAST.steps
     assert results[0].steps == len(steps)
+    # The canvas is drawn on demand: masks show while decoding, the answer once it is done.
+    if len(steps) > 1:
+        assert MASK_GLYPH in steps[0].canvas
+    assert steps[-1].canvas == results[0].text
 
 
 @pytest.mark.parametrize("context", [128, 40])  # together in one window, then one at a time
