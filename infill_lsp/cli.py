@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--model", metavar="DIR", help="model directory (default: the embedded one)")
     fill.add_argument("--steps", type=int, help="denoising step budget (default 16)")
     fill.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fill.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     fill.add_argument("--json", action="store_true", help="print the result as JSON")
     fill.add_argument(
         "--show-steps", action="store_true", help="print the canvas after every step to stderr"
@@ -103,9 +104,13 @@ def fill(args: argparse.Namespace) -> int:
         mode = args.mode or "rewrite"
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
+    if args.threads < 0:
+        raise InputError(f"--threads must be 0 (all cores) or more, got {args.threads}")
 
     from infill_lsp.engine import DecodeOptions, Engine
+    from infill_lsp.model import use_threads
 
+    use_threads(args.threads)
     engine = Engine(load(args.model))
     defaults = DecodeOptions()
     options = DecodeOptions(steps=args.steps or defaults.steps, seed=args.seed)

@@ -186,6 +186,18 @@ def _token_ids(tokenizer: Tokenizer, metadata: dict[str, Any], directory: Path) 
     return TokenIds(**found)
 
 
+_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def use_threads(count: int | None) -> None:
+    """Run the model's CPU kernels on `count` threads (None or 0: torch's own choice, all cores).
+
+    Process-wide. One thread keeps latency steady when something else (a build, a training run)
+    has the other cores: several threads then wait on each other at every kernel.
+    """
+    torch.set_num_threads(count or _DEFAULT_THREADS)
+
+
 def load_model(directory: str | Path | None = None, device: str = "cpu") -> InfillModel:
     """Load a model directory (the embedded default when None); raise ModelError if unusable."""
     path = Path(directory).expanduser() if directory else DEFAULT_MODEL_DIR

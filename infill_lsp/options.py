@@ -25,6 +25,7 @@ class Settings:
 
     model_path: str | None = None  # None: the embedded default model
     device: str = "cpu"
+    threads: int = 0  # CPU threads for the model; 0: all cores
     steps: int | None = None
     threshold: float | None = None
     temperature: float | None = None
@@ -117,6 +118,7 @@ def _languages(value: Any) -> tuple[str, ...]:
 _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "modelPath": ("model_path", _path),
     "device": ("device", _device),
+    "threads": ("threads", _int_between(0, 256)),
     "steps": ("steps", _int_between(1, 512)),
     "threshold": ("threshold", _float_between(0.0, 1.0)),
     "temperature": ("temperature", _float_between(0.0, 10.0)),

@@ -1,8 +1,8 @@
 """The masking schedule shared by the training loss and the sampler.
 
 Absorbing-state masked diffusion with a linear schedule: at time t in (0, 1] each maskable token
-is masked independently with probability t, and the loss on a masked token is weighted by 1/t.
-The sampler walks the same schedule backwards, from all-masked towards clean.
+is masked independently with probability t. The sampler walks the same schedule backwards, from
+all-masked towards clean.
 """
 
 import math
@@ -20,11 +20,6 @@ def sample_mask_ratios(batch: int, generator: torch.Generator | None = None) -> 
     u = (torch.arange(batch) + torch.rand(batch, generator=generator)) / batch  # (B,)
     u = u[torch.randperm(batch, generator=generator)]
     return EPS + (1 - EPS) * u
-
-
-def loss_weight(t: torch.Tensor) -> torch.Tensor:
-    """The ELBO weight of a masked token at ratio t (1/t for the linear schedule)."""
-    return 1.0 / t
 
 
 def masked_fraction(step: int, steps: int, kind: str) -> float:

@@ -230,6 +230,10 @@ class InfillServer(LanguageServer):
         for problem in problems:
             self.show_once(f"infill-lsp: {problem}", types.MessageType.Warning)
         log.info("settings from %s applied", origin)
+        if self.settings.threads or self.engine is not None:  # torch loads with the model
+            from infill_lsp.model import use_threads
+
+            use_threads(self.settings.threads)
         if self._loaded_key is not None and self._model_key() != self._loaded_key:
             self.start_loading()
 

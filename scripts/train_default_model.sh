@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Grow the embedded default model: rebuild its corpus (the Python standard library plus permissive
-# packages installed in .venv), then keep training, in the background-friendly way, from the
+# Grow the embedded default model: rebuild its corpus (the Python standard library, permissive
+# packages installed in .venv, and the Go/Rust/JS/TS/Markdown sources that
+# scripts/fetch_corpus_sources.sh unpacks from Debian and npm), then keep training, in the background-friendly way, from the
 # committed weights in infill_lsp/default_model. Stop it with Ctrl-C (a checkpoint is saved);
 # run it again to continue. Measure with `infill-train eval` before committing new weights.
 #   bash scripts/train_default_model.sh [extra infill-train train options, e.g. --max-minutes 120]
@@ -15,10 +16,12 @@ STDLIB=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['std
 PACKAGES="transformers torch pandas numpy sympy mypy pip pygments setuptools datasets pydantic rich _pytest accelerate huggingface_hub fsspec anyio lsprotocol pygls click"
 ROOTS=("$STDLIB")
 for p in $PACKAGES; do [ -d "$SITE/$p" ] && ROOTS+=("$SITE/$p"); done
+bash scripts/fetch_corpus_sources.sh  # licenses listed in runs/sources/LICENSES.txt
+ROOTS+=(runs/sources)
 mkdir -p runs
 .venv/bin/infill-train corpus "${ROOTS[@]}" --out runs/corpus-default --exclude networkx --exclude idlelib
 # A checkpoint of an interrupted sitting is resumed exactly; otherwise start from the shipped weights.
 if [ -f runs/default-small/model.checkpoint/state.json ]; then START=(--resume); else START=(--init infill_lsp/default_model); fi
 .venv/bin/infill-train train --corpus runs/corpus-default "${START[@]}" --tokenizer infill_lsp/default_model \
-    --out runs/default-small/model --batch 32 --lr 1e-3 --schedule-tokens 150000000 \
+    --out runs/default-small/model --batch 16 --lr 1e-3 --schedule-tokens 150000000 \
     --checkpoint-minutes 8 "$@"

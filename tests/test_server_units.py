@@ -59,6 +59,25 @@ def test_settings_parse_and_fall_back():
     assert parse_settings("yes")[1] and parse_settings(None) == (Settings(), [])
 
 
+def test_threads_setting_sets_torch_threads_and_null_restores_all_cores():
+    import torch
+
+    from infill_lsp import model
+    from infill_lsp.model import use_threads
+
+    settings, problems = parse_settings({"threads": 1})
+    assert settings.threads == 1 and not problems
+    assert parse_settings({"threads": -1})[0].threads == 0
+    before = torch.get_num_threads()
+    try:
+        use_threads(settings.threads)
+        assert torch.get_num_threads() == 1
+        use_threads(parse_settings({"threads": None}, settings)[0].threads)
+        assert torch.get_num_threads() == model._DEFAULT_THREADS  # torch's own choice again
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_settings_decode_overrides():
     settings, _ = parse_settings({"steps": 8, "threshold": 0.5, "contextTokens": 512})
     assert settings.decode_overrides() == {"steps": 8, "threshold": 0.5, "context_tokens": 512}

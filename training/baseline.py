@@ -337,12 +337,12 @@ class Baseline:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from training.cli import _train_config, _writable
+    from training.cli import train_config, writable
     from training.corpus import load_corpus
     from training.tokenizer import load_tokenizer
     from training.train import train
 
-    out = _writable(Path(args.out))
+    out = writable(Path(args.out))
     corpus = load_corpus(Path(args.corpus))["train"]
     tokenizer = fim_tokenizer(load_tokenizer(Path(args.tokenizer)))
     network = build_baseline(tokenizer, args.size, args.context)
@@ -361,14 +361,14 @@ def _train(args: argparse.Namespace) -> None:
     }
     print(f"baseline: {parameters:,} parameters (diffusion {args.size}: {diffusion:,})")
     state = train(
-        network, tokenizer, corpus["text"], corpus["language"], _train_config(args), out,
+        network, tokenizer, corpus["text"], corpus["language"], train_config(args), out,
         resume=args.resume, metadata=metadata, progress=not args.quiet, objective=FIM,
     )  # fmt: skip
     print(f"trained {state.tokens:,} tokens in {state.seconds / 60:.1f} min; baseline at {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training.cli import _add_train_options
+    from training.cli import add_train_options
 
     parser = argparse.ArgumentParser(prog="python -m training.baseline", description=__doc__)
     subs = parser.add_subparsers(dest="command", required=True)
@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--size", choices=sorted(PRESETS), default="small", help="size to match")
     train.add_argument("--out", required=True, help="baseline directory to write")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    _add_train_options(train, lr=1e-3)
+    add_train_options(train, lr=1e-3)
     train.set_defaults(run=_train)
     return parser
 

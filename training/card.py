@@ -12,7 +12,7 @@ from infill_lsp.model import METADATA_FILE
 
 ABOUT = """A ModernBERT-style bidirectional encoder trained from scratch by infill-lsp's own
 training code with an absorbing-state masked-diffusion objective (mask ratio t ~ U(0, 1),
-loss on masked tokens weighted by 1/t, document and infill modes, filler tokens for spans of
+loss averaged over masked tokens, document and infill modes, filler tokens for spans of
 unknown length). It fills, rewrites and revises code and text between a prefix and a suffix.
 """.replace("\n", " ").strip()
 KIND_NAMES = {"line": "single line", "lines": "2-8 lines", "node": "syntax node"}

@@ -25,7 +25,7 @@ class UsageError(Exception):
 def _corpus(args: argparse.Namespace) -> None:
     from training.corpus import build_corpus
 
-    out = _writable(Path(args.out))
+    out = writable(Path(args.out))
     report = build_corpus([Path(p) for p in args.paths], out, args.exclude)
     print(report.summary())
     print(f"corpus written to {args.out}")
@@ -37,7 +37,7 @@ def _tokenizer(args: argparse.Namespace) -> None:
 
     texts = _sample_texts(load_corpus(Path(args.corpus))["train"]["text"], args.sample_chars)
     tokenizer = train_tokenizer(texts, args.vocab)
-    out = _writable(Path(args.out))
+    out = writable(Path(args.out))
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out / "tokenizer.json"))
     print(f"tokenizer of {tokenizer.get_vocab_size()} tokens written to {out}")
@@ -57,7 +57,8 @@ def _sample_texts(texts: list[str], limit: int) -> list[str]:
     return sample
 
 
-def _train_config(args: argparse.Namespace):  # -> TrainConfig
+def train_config(args: argparse.Namespace):  # -> TrainConfig
+    """The TrainConfig of parsed `train` or `finetune` options (the baseline reuses it)."""
     from training.objective import ObjectiveConfig
     from training.train import TrainConfig
 
@@ -82,7 +83,7 @@ def _train(args: argparse.Namespace) -> None:
     from training.tokenizer import load_tokenizer
     from training.train import train
 
-    out = _writable(Path(args.out))
+    out = writable(Path(args.out))
     corpus = load_corpus(Path(args.corpus))["train"]
     start = None
     if args.init and not args.resume:  # continue a model directory's run with a fresh optimizer
@@ -94,7 +95,7 @@ def _train(args: argparse.Namespace) -> None:
         network = build_network(args.size, tokenizer, max_positions=max(1024, args.context))
     else:
         raise UsageError("give --tokenizer DIR (make one with `infill-train tokenizer`) or --init")
-    config = _train_config(args)
+    config = train_config(args)
     parameters = sum(p.numel() for p in network.parameters())
     metadata = {
         "recipe": {
@@ -128,7 +129,7 @@ def _finetune(args: argparse.Namespace) -> None:
     from training.evaluate import EvalConfig, evaluate, format_report
     from training.train import train
 
-    out = _writable(Path(args.out))
+    out = writable(Path(args.out))
     base = load_model(None if args.base == "default" else args.base)
     with tempfile.TemporaryDirectory(prefix="infill-corpus-") as scratch:
         corpus_dir = Path(scratch) / "corpus"
@@ -141,7 +142,7 @@ def _finetune(args: argparse.Namespace) -> None:
         eval_config = EvalConfig(spans=args.eval_spans, kinds=("line",))
         before = evaluate(base, heldout["text"], heldout["language"], eval_config)
         print("before:\n" + format_report(before))
-        config = _train_config(args)
+        config = train_config(args)
         network = base.network
         state = train(
             network, base.tokenizer, corpus["train"]["text"], corpus["train"]["language"],
@@ -183,7 +184,7 @@ def _eval(args: argparse.Namespace) -> None:
         print(f"recorded in {model.directory / 'infill.json'} and its README.md")
 
 
-def _writable(out: Path) -> Path:
+def writable(out: Path) -> Path:
     """Refuse an output folder that cannot be written before any work is done."""
     parent = out.parent if not out.exists() else out
     while not parent.exists():
@@ -196,7 +197,8 @@ def _writable(out: Path) -> Path:
     return out
 
 
-def _add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
+def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
+    """The options `train`, `finetune` and the baseline share; `lr` is the default peak rate."""
     sub.add_argument("--batch", type=int, default=32, help="sequences per step")
     sub.add_argument("--context", type=int, default=256, help="tokens per window")
     sub.add_argument("--lr", type=float, default=lr, help="peak learning rate")
@@ -237,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--size", choices=sorted(PRESETS), default="small")
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    _add_train_options(train, lr=1e-3)
+    add_train_options(train, lr=1e-3)
     train.set_defaults(run=_train)
 
     finetune = subs.add_parser("finetune", help="fine-tune a model on a codebase")
@@ -246,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--out", required=True)
     finetune.add_argument("--heldout-percent", type=int, default=10)
     finetune.add_argument("--eval-spans", type=int, default=200)
-    _add_train_options(finetune, lr=3e-4)
-    finetune.set_defaults(run=_finetune, size="finetune", max_minutes=None)
+    add_train_options(finetune, lr=3e-4)
+    # A fine-tune is a sitting of minutes: bounded by default, with a short warm-up.
+    finetune.set_defaults(run=_finetune, size="finetune", max_minutes=15.0, warmup_tokens=200_000)
 
     evaluate = subs.add_parser("eval", help="measure a model on held-out files")
     evaluate.add_argument("--model", default="default")

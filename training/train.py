@@ -86,7 +86,7 @@ class LoopObjective:
 
 
 DIFFUSION = LoopObjective(
-    "absorbing-state masked diffusion (linear schedule, 1/t weights)",
+    "absorbing-state masked diffusion (linear schedule, mean over masked units)",
     lambda texts, languages, tokenizer, objective, seed: Examples(
         texts, languages, tokenizer, objective, seed=seed
     ),

@@ -12,6 +12,8 @@ export interface InfillSettings {
   /** Model directory; "" means the server's bundled default model. */
   modelPath: string;
   device: string;
+  /** CPU threads for the model; null: all cores. */
+  threads: number | null;
   steps: number | null;
   threshold: number | null;
   temperature: number | null;
@@ -27,6 +29,7 @@ export const DEFAULTS: InfillSettings = {
   serverCommand: [],
   modelPath: "",
   device: "",
+  threads: null,
   steps: null,
   threshold: null,
   temperature: null,
@@ -60,6 +63,7 @@ const CHECKS: { [K in keyof InfillSettings]: [Check, string] } = {
   serverCommand: [isStringList, "a list of strings"],
   modelPath: [isString, "a path"],
   device: [isString, "a device name"],
+  threads: [isPositiveIntOrNull, "a whole number >= 1"],
   steps: [isPositiveIntOrNull, "a whole number >= 1"],
   threshold: [(v) => v === null || (isNumberOrNull(v) && (v as number) >= 0 && (v as number) <= 1), "a number in 0..1"],
   temperature: [isNonNegativeOrNull, "a number >= 0"],
@@ -111,7 +115,7 @@ export function serverCommand(settings: InfillSettings, platform: string = proce
 export function serverOptions(settings: InfillSettings, nulls = false): Record<string, string | number | null> {
   const wire: Record<string, string | number | null> = {};
   const strings = ["modelPath", "device", "holeMarker"] as const;
-  const numbers = ["steps", "threshold", "temperature", "debounceMs", "candidates"] as const;
+  const numbers = ["threads", "steps", "threshold", "temperature", "debounceMs", "candidates"] as const;
   for (const key of strings) {
     if (settings[key] !== "") {
       wire[key] = settings[key];

@@ -17,6 +17,7 @@ local M = {}
 ---Sent to the server; snake_case here, camelCase on the wire. `nil` keeps the server's default.
 ---@field model_path? string Model directory (default: the server's bundled model).
 ---@field device? string "cpu", "cuda", ...
+---@field threads? integer CPU threads for the model (default: all cores).
 ---@field steps? integer Denoising steps per request.
 ---@field threshold? number Commit tokens whose confidence is above this.
 ---@field temperature? number 0 = greedy.
@@ -143,7 +144,7 @@ end
 
 --- The server settings the plugin knows (others are passed through as given).
 M.setting_names = {
-  'model_path', 'device', 'steps', 'threshold', 'temperature', 'confidence', 'remask',
+  'model_path', 'device', 'threads', 'steps', 'threshold', 'temperature', 'confidence', 'remask',
   'max_span_tokens', 'context_tokens', 'hole_marker', 'debounce_ms', 'languages', 'hints',
   'candidates',
 }

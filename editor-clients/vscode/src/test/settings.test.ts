@@ -34,12 +34,14 @@ test("set values go to the server in camelCase; unset (empty, null) ones stay se
     temperature: 0,
     holeMarker: "???",
     device: "",
+    threads: 1,
     debounceMs: null,
     candidates: 3,
   });
   assert.deepEqual(serverOptions(settings), {
     modelPath: "/models/mine",
     holeMarker: "???",
+    threads: 1,
     steps: 8,
     threshold: 0.8,
     temperature: 0,
@@ -53,6 +55,7 @@ test("for a running server, unset settings go as null (back to the default)", ()
     modelPath: null,
     device: null,
     holeMarker: null,
+    threads: null,
     steps: 8,
     threshold: null,
     temperature: null,
