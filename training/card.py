@@ -72,7 +72,8 @@ def model_card(metadata: dict[str, Any]) -> str:
         "newlines), lossless on any text; special tokens `<s> </s> <pad> <unk> <mask> <|fill|>`",
         f"- tokens seen: {recipe.get('tokens_seen', 0):,} ({recipe.get('steps', 0):,} steps)",
         f"- training time: {hours:.2f} hours on 2 CPU cores",
-        f"- final training loss (weighted, smoothed): {recipe.get('final_loss', float('nan')):.3f}",
+        "- final training loss (nats per masked unit, smoothed): "
+        f"{recipe.get('final_loss', float('nan')):.3f}",
     ]
     if metadata.get("finetuned_from"):
         lines.append(f"- fine-tuned from: {metadata['finetuned_from']}")
