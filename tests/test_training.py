@@ -218,27 +218,30 @@ def test_collate_masks_only_maskable_with_mask_token(examples: Examples, tokeniz
     assert (batch.weights > 0).all()
 
 
-def test_filler_run_weighs_one_unit(tokenizer) -> None:
+def test_span_end_and_filler_run_weigh_one_unit_each(tokenizer) -> None:
     ids = token_ids(tokenizer)
     span = list(range(2, 12))  # 4 text tokens then 6 fillers
     example_ids = [ids.bos, 50] + [60, 61, 62, 63] + [ids.filler] * 6 + [70]
     from training.objective import Example
 
     example = Example(example_ids, span, span[4:], "line")
+    end, rest = span[4], span[5:]
     generator = torch.Generator().manual_seed(3)
-    # Weights: each masked text token one unit, the masked fillers share one unit; they sum to 1.
-    for _ in range(20):
+    # Each masked text token is one unit, the first filler (the span's end) one unit, the other
+    # masked fillers share one unit; the weights sum to 1.
+    for _ in range(40):
         batch = collate([example], ids, tokenizer.get_vocab_size(), generator)
-        flat_cols = batch.positions.tolist()
-        weights = dict(zip(flat_cols, batch.weights.tolist(), strict=True))
-        filler_weight = sum(w for p, w in weights.items() if p in span[4:])
-        text_weights = [w for p, w in weights.items() if p in span[:4]]
+        weights = dict(zip(batch.positions.tolist(), batch.weights.tolist(), strict=True))
         assert sum(weights.values()) == pytest.approx(1.0, rel=1e-5)
-        if text_weights and filler_weight:
-            assert text_weights[0] == pytest.approx(1 / (len(text_weights) + 1), rel=1e-5)
-            assert filler_weight == pytest.approx(text_weights[0], rel=1e-5)
+        text = [w for p, w in weights.items() if p in span[:4]]
+        run = [w for p, w in weights.items() if p in rest]
+        if text and end in weights and len(run) >= 2:
+            unit = 1 / (len(text) + 2)
+            assert text[0] == pytest.approx(unit, rel=1e-5)
+            assert weights[end] == pytest.approx(unit, rel=1e-5)
+            assert sum(run) == pytest.approx(unit, rel=1e-5)
             return
-    pytest.fail("no batch masked both text and fillers")
+    pytest.fail("no batch masked text, the span's end and two more fillers")
 
 
 def test_mask_ratios_are_stratified() -> None:
@@ -362,6 +365,10 @@ def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
             "not a corpus",
         ),
         (["eval", "--model", "/no/model", "--repo", "."], "does not exist"),
+        (
+            ["train", "--corpus", "/c", "--tokenizer", "/t", "--out", "/m", "--document-share=2"],
+            "expected a number from 0 to 1",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_message_and_exit_2(args: list[str], message: str) -> None:

@@ -72,7 +72,9 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
         warmup_tokens=args.warmup_tokens,
         checkpoint_minutes=args.checkpoint_minutes,
         seed=args.seed,
-        objective=ObjectiveConfig(context=args.context, corruption=args.corruption),
+        objective=ObjectiveConfig(
+            context=args.context, corruption=args.corruption, document_share=args.document_share
+        ),
     )
 
 
@@ -197,6 +199,17 @@ def writable(out: Path) -> Path:
     return out
 
 
+def _share(text: str) -> float:
+    """A share from 0 to 1 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
     """The options `train`, `finetune` and the baseline share; `lr` is the default peak rate."""
     sub.add_argument("--batch", type=int, default=32, help="sequences per step")
@@ -208,6 +221,9 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
     sub.add_argument("--warmup-tokens", type=int, default=1_000_000)
     sub.add_argument("--checkpoint-minutes", type=float, default=10.0)
     sub.add_argument("--corruption", type=float, default=0.0, help="random-token share")
+    sub.add_argument(
+        "--document-share", type=_share, default=0.5, help="share of windows in document mode"
+    )
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -10,8 +10,9 @@ Every example is a window of one file, in one of two modes:
 
 Masking (in `collate`): one ratio t per sequence, stratified over the batch; each maskable token
 becomes `<mask>` with probability t. The loss is cross-entropy on masked positions only, averaged
-over the batch's masked units, where a run of masked fillers counts as one unit (otherwise the
-model learns to flood spans with fillers). `<mask>` is never a prediction.
+over the batch's masked units. The first filler after a span (where the span ends) is a unit of
+its own and the rest of the filler run counts as one unit (otherwise the model learns to flood
+spans with fillers). `<mask>` is never a prediction.
 
 Why a plain average and not the ELBO's 1/t weights: with 1/t, the one or two tokens of a
 sequence drawn at t near 0 carry hundreds of times the weight of the rest, and on a CPU budget of
@@ -251,10 +252,14 @@ def collate(
         if not masked.any():  # every sequence teaches something
             masked[torch.randint(len(maskable), (1,), generator=generator)] = True
         chosen = maskable[masked]  # (N_b,)
-        filler_hits = is_filler[chosen]
         weight = torch.ones(len(chosen))
-        if filler_hits.any():  # the filler run is one unit, however long
-            weight[filler_hits] /= int(filler_hits.sum())
+        # The first filler marks where the span ends: one unit of its own. The rest of the run
+        # is one unit, however long (else the model learns to flood spans with fillers).
+        rest = is_filler[chosen]
+        if example.fillers:
+            rest &= chosen != example.fillers[0]
+        if rest.any():
+            weight[rest] /= int(rest.sum())
         input_ids[row, chosen] = ids.mask
         positions.append(row * length + chosen)
         targets.append(clean[chosen])
