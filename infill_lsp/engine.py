@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import torch
 
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel
-from infill_lsp.sampler import Denoised, Sampling, denoise, probe_logprobs
+from infill_lsp.sampler import Denoised, Sampling, denoise, probe_logprobs, rank_lengths
 from infill_lsp.window import CHARS_PER_TOKEN, Window, build_window, clip_context
 
 T = TypeVar("T")
@@ -30,6 +30,8 @@ EXTRA_CANDIDATE_TEMPERATURE = 0.8  # for candidates beyond the first when decodi
 MAX_CANDIDATES = 32
 PROBE_STRIDE = 4
 MASK_GLYPH = "░"  # how a still-masked token shows in a progress canvas
+LENGTH_RULES = ("search", "fillers")
+EVERY_LENGTH_UP_TO = 24  # lengths tried one by one; beyond, each about 10 % longer than the last
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class DecodeOptions:
     context_tokens: int = 256
     max_span_tokens: int = 48
     seed: int | None = 0
+    # How a span of unknown length gets its length: "search" ranks every candidate length in one
+    # batched pass and decodes the best; "fillers" decodes an oversized canvas and lets filler
+    # tokens take up the slack (one row, but the model must place the span's end itself).
+    length: str = "search"
 
     def sampling(self) -> Sampling:
         """The sampler's view of these options; InputError if a value is unusable."""
@@ -72,6 +78,8 @@ class DecodeOptions:
             raise InputError(f"context_tokens must be at least 8, got {self.context_tokens}")
         if self.max_span_tokens < 1:
             raise InputError(f"max_span_tokens must be at least 1, got {self.max_span_tokens}")
+        if self.length not in LENGTH_RULES:
+            raise InputError(f"unknown length rule {self.length!r}: expected one of {LENGTH_RULES}")
         return sampling
 
 
@@ -82,6 +90,7 @@ class Infill:
     text: str
     confidences: list[float]  # per generated (non-filler) token, in 0..1
     steps: int  # forward passes it took
+    score: float = 0.0  # how the engine ranked it among candidates (higher first)
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,15 @@ def run(job: Job[T]) -> T:
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def length_hypotheses(size: int) -> list[int]:
+    """Span lengths to try on a canvas of `size`: every length up to EVERY_LENGTH_UP_TO, then
+    a geometric ladder (each about 10 % longer), always ending at `size`."""
+    lengths = list(range(1, min(size, EVERY_LENGTH_UP_TO) + 1))
+    while lengths[-1] < size:
+        lengths.append(min(size, max(lengths[-1] + 1, round(lengths[-1] * 1.1))))
+    return lengths
 
 
 class Engine:
@@ -380,8 +398,13 @@ class Engine:
         single_line: bool = False,
         step_base: int = 0,
         rounds: int = 1,
+        spent: int = 0,
     ) -> Generator[Progress, None, Denoised]:
-        """Run the sampler on (B, T) ids, turning each of its steps into Progress."""
+        """Run the sampler on (B, T) ids, turning each of its steps into Progress.
+
+        `spent` forward passes of this round's budget were used before (by the length search);
+        the sampler gets the rest. filler=False forbids fillers in the masked positions.
+        """
         generator = torch.Generator(device=ids.device)
         if options.seed is None:
             generator.seed()
@@ -393,8 +416,8 @@ class Engine:
             positions,
             mask_id=self.model.ids.mask,
             filler_id=self.model.ids.filler if filler else None,
-            banned_ids=self._banned(single_line),
-            sampling=sampling,
+            banned_ids=self._banned(single_line) + ([] if filler else [self.model.ids.filler]),
+            sampling=replace(sampling, steps=sampling.steps - spent),
             temperatures=torch.tensor(temperatures, device=ids.device),
             generator=generator,
         )
@@ -404,10 +427,10 @@ class Engine:
                 state = next(job)
             except StopIteration as stop:
                 result: Denoised = stop.value
-                return result
+                return replace(result, steps=result.steps + spent)
             tokens = state.ids[0, positions]
             yield Progress(
-                step_base * sampling.steps + state.step,
+                step_base * sampling.steps + spent + state.step,
                 total,
                 lambda tokens=tokens: self._render(tokens.tolist()),  # type: ignore[misc]
             )
@@ -424,38 +447,77 @@ class Engine:
         step_base: int = 0,
         rounds: int = 1,
     ) -> Job[list[Infill]]:
-        """Decode a fully masked canvas of `size` tokens between prefix and suffix."""
+        """Decode a span of at most `size` tokens between prefix and suffix.
+
+        With the "search" length rule (and a budget of more than one pass), the first pass ranks
+        every length hypothesis and the candidates are decoded at the best lengths, fillers
+        forbidden; otherwise one oversized canvas is decoded and fillers end the span.
+        """
         sampling = options.sampling()
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise InputError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
-        window = self._window(prefix, [self.model.ids.mask] * size, suffix, self._context(options))
+        mask, filler = self.model.ids.mask, self.model.ids.filler
+        window = self._window(prefix, [mask] * size, suffix, self._context(options))
         device = self.model.device
-        ids = torch.tensor([window.ids] * candidates, device=device)  # (B, T)
+        ids = torch.tensor([window.ids], device=device)  # (1, T)
         positions = torch.arange(window.span_start, window.span_end, device=device)  # (S,)
         extra = options.temperature if options.temperature > 0 else EXTRA_CANDIDATE_TEMPERATURE
         temperatures = [options.temperature] + [extra] * (candidates - 1)
+        search = options.length == "search" and sampling.steps > 1
+        scores = [0.0] * candidates
+        if search:
+            lengths = length_hypotheses(size)
+            rows = ids.repeat(len(lengths), 1)  # (H, T)
+            for row, length in enumerate(lengths):
+                rows[row, positions[length:]] = filler
+            ranked = rank_lengths(
+                lambda x, p: self.model.logits(x, p),
+                rows,
+                positions,
+                mask_id=mask,
+                banned_ids=[*self._banned(single_line), filler],
+            )  # (H,)
+            order = ranked.argsort(descending=True).tolist()
+            # More candidates than lengths: the best length again, sampled with noise.
+            best = [order[i] if i < len(order) else order[0] for i in range(candidates)]
+            temperatures = [
+                options.temperature if i < len(order) else extra for i in range(candidates)
+            ]
+            ids = rows[best]  # (B, T)
+            scores = [float(ranked[row]) for row in best]
+            first = ids[0, positions]
+            yield Progress(
+                step_base * sampling.steps + 1,
+                sampling.steps * rounds,
+                lambda: self._render(first.tolist()),
+            )
+        else:
+            ids = ids.repeat(candidates, 1)  # (B, T)
         result = yield from self._denoise(
             ids,
             positions,
             sampling,
             options,
             temperatures=temperatures,
+            filler=not search,
             single_line=single_line,
             step_base=step_base,
             rounds=rounds,
+            spent=1 if search else 0,
         )
         found: dict[str, Infill] = {}
         for row in range(candidates):
             tokens = result.ids[row, positions].tolist()
             probs = result.probs[row].tolist()
-            kept = [
-                (t, p) for t, p in zip(tokens, probs, strict=True) if t != self.model.ids.filler
-            ]
+            kept = [(t, p) for t, p in zip(tokens, probs, strict=True) if t != filler]
             text = self.model.decode([t for t, _ in kept])
             if single_line:
                 text = text.split("\n")[0].split("\r")[0]
-            found.setdefault(text, Infill(text, [p for _, p in kept], result.steps))
-        return sorted(found.values(), key=lambda infill: -_mean(infill.confidences))
+            confidences = [p for _, p in kept]
+            score = scores[row] if search else _mean(confidences)
+            if text not in found or found[text].score < score:
+                found[text] = Infill(text, confidences, result.steps, score)
+        return sorted(found.values(), key=lambda infill: -infill.score)
 
     def _fill_together(
         self, pieces: list[str], options: DecodeOptions

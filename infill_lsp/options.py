@@ -16,6 +16,7 @@ from typing import Any
 
 SECTION = "infill"
 CONFIDENCE_KINDS = ("maxprob", "margin", "entropy")
+LENGTH_RULES = ("search", "fillers")
 DEVICES = ("cpu", "cuda", "mps")
 
 
@@ -31,6 +32,7 @@ class Settings:
     temperature: float | None = None
     confidence: str | None = None
     remask: bool | None = None
+    length: str | None = None  # "search": rank every span length first; "fillers": one canvas
     max_span_tokens: int | None = None
     context_tokens: int | None = None
     hole_marker: str = "<mask>"
@@ -45,7 +47,7 @@ class Settings:
 
     def decode_overrides(self) -> dict[str, Any]:
         """DecodeOptions fields the user set explicitly (Python names)."""
-        names = ("steps", "threshold", "temperature", "confidence", "remask")
+        names = ("steps", "threshold", "temperature", "confidence", "remask", "length")
         found = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         if self.max_span_tokens is not None:
             found["max_span_tokens"] = self.max_span_tokens
@@ -124,6 +126,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "temperature": ("temperature", _float_between(0.0, 10.0)),
     "confidence": ("confidence", _one_of(CONFIDENCE_KINDS)),
     "remask": ("remask", _bool),
+    "length": ("length", _one_of(LENGTH_RULES)),
     "maxSpanTokens": ("max_span_tokens", _int_between(1, 4096)),
     "contextTokens": ("context_tokens", _int_between(16, 65536)),
     "holeMarker": ("hole_marker", _marker),

@@ -4,7 +4,9 @@ Pure torch. The sampler knows token ids and tensors only: no tokenizer, no text,
 model is any callable `logits_fn(ids, positions)` returning logits at the given columns, so the
 output head runs only on the span. `denoise` is a generator that yields after every denoising
 step (one forward pass) so the caller can cancel, report progress or stream; its return value is
-the final canvas. `probe_logprobs` scores existing tokens by masking them (for revise).
+the final canvas. `rank_lengths` scores candidate span lengths in one pass (so a span of
+unknown length is decoded at the length the model finds likeliest); `probe_logprobs` scores
+existing tokens by masking them (for revise).
 """
 
 from __future__ import annotations
@@ -308,6 +310,39 @@ def denoise(
         yield StepState(step, sampling.steps, ids.clone())
     ids[:, positions] = span
     return Denoised(ids, probs, generated, step)
+
+
+def rank_lengths(
+    logits_fn: LogitsFn,
+    ids: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    mask_id: int,
+    banned_ids: Sequence[int] = (),
+) -> torch.Tensor:
+    """Score each row's length hypothesis with one batched forward pass.
+
+    Row r holds one hypothesis: its first masked span positions are the text to write and the
+    rest of the span is already committed to "nothing here" (fillers), so the model sees where
+    that span would end. The score is the sum over the row's masked positions of the best
+    allowed log-probability: a length at which the model could write every token with
+    confidence scores high, one that forces it to pad or cut a thought scores low. Measured on
+    held-out lines, the top row's decode matched every exact answer that any length gave.
+
+    Args:
+        logits_fn: (ids (B, T), positions (S,)) -> logits (B, S, V).
+        ids: (B, T) one row per hypothesis.
+        positions: (S,) span columns, shared by all rows.
+        mask_id: the mask token id (never produced).
+        banned_ids: ids never produced (the filler among them: a hypothesis's text is all text).
+    Returns: (B,) float64 scores, higher is likelier.
+    """
+    positions = positions.to(ids.device)
+    logits = logits_fn(ids, positions).double().clone()  # (B, S, V)
+    logits[..., sorted({mask_id, *banned_ids})] = -math.inf
+    best = torch.log_softmax(logits, dim=-1).amax(dim=-1)  # (B, S)
+    masked = ids[:, positions] == mask_id  # (B, S)
+    return torch.where(masked, best, 0.0).sum(dim=1)  # (B,)
 
 
 def probe_logprobs(

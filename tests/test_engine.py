@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from infill_lsp.engine import MASK_GLYPH, DecodeOptions, Engine, Progress, run
+from infill_lsp.engine import (
+    MASK_GLYPH,
+    DecodeOptions,
+    Engine,
+    Progress,
+    length_hypotheses,
+    run,
+)
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel, load_model
 
@@ -121,7 +128,8 @@ def test_infill_at_the_very_start_and_end_of_a_file(
     engine.infill("print(1)\n", "")
     start, end = spy.windows[0][0].tolist(), spy.windows[first][0].tolist()
     assert start[0] == model.ids.bos and start[1] == model.ids.mask
-    assert end[-1] == model.ids.eos and end[-2] == model.ids.mask
+    # The first pass ranks span lengths: a short hypothesis's canvas ends in fillers.
+    assert end[-1] == model.ids.eos and end[-2] in (model.ids.mask, model.ids.filler)
 
 
 def test_an_empty_file(engine: Engine) -> None:
@@ -148,8 +156,8 @@ def test_candidates_are_distinct_and_best_first(engine: Engine) -> None:
     results = engine.infill("def f(", "):\n    pass\n", candidates=4)
     texts = [r.text for r in results]
     assert 1 <= len(texts) <= 4 and len(set(texts)) == len(texts)
-    means = [sum(r.confidences) / max(len(r.confidences), 1) for r in results]
-    assert means == sorted(means, reverse=True)
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_the_same_seed_gives_the_same_candidates(engine: Engine) -> None:
@@ -205,3 +213,40 @@ def test_bad_requests_raise_input_errors(engine: Engine) -> None:
         engine.fill_holes("a", marker="")
     with pytest.raises(InputError):
         run(engine.infill_job("a", "b", max_tokens=0))
+    with pytest.raises(InputError):
+        engine.infill("a", "b", options=DecodeOptions(length="guess"))
+
+
+def test_length_hypotheses_cover_every_short_length_then_a_ladder() -> None:
+    assert length_hypotheses(1) == [1]
+    assert length_hypotheses(12) == list(range(1, 13))
+    ladder = length_hypotheses(96)
+    assert ladder[:24] == list(range(1, 25)) and ladder[-1] == 96
+    steps = [b / a for a, b in itertools.pairwise(ladder[23:])]
+    assert all(1.0 < ratio <= 1.15 for ratio in steps)
+
+
+def test_length_search_ranks_every_length_then_decodes_the_best(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = Spy(model, monkeypatch)
+    options = DecodeOptions(steps=4, max_span_tokens=10, context_tokens=128, length="search")
+    [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
+    ranking, decoding = spy.windows[0], spy.windows[1:]
+    columns = (ranking == model.ids.mask).sum(dim=1).tolist()
+    assert columns == list(range(1, 11))  # one row per length, fillers after it
+    [row] = {int((w == model.ids.mask).sum()) for w in decoding[:1]}
+    assert row in columns  # the decode starts from one ranked row
+    assert all(w.shape[0] == 1 for w in decoding)  # then one candidate, one row
+    assert 1 <= len(model.encode(result.text)) <= 10 and result.steps == len(spy.windows)
+    assert result.steps <= options.steps and len(result.confidences) == row
+
+
+def test_the_fillers_rule_decodes_one_oversized_canvas(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = Spy(model, monkeypatch)
+    options = DecodeOptions(steps=4, max_span_tokens=10, context_tokens=128, length="fillers")
+    [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
+    assert spy.windows[0].shape[0] == 1 and int((spy.windows[0] == model.ids.mask).sum()) == 10
+    assert result.steps == len(spy.windows) <= options.steps

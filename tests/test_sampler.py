@@ -13,6 +13,7 @@ from infill_lsp.sampler import (
     StepState,
     denoise,
     probe_logprobs,
+    rank_lengths,
     span_runs,
     spread_filler,
 )
@@ -311,3 +312,34 @@ def test_bad_arguments_raise_value_error(bad: dict) -> None:  # type: ignore[typ
     kwargs = {"positions": torch.tensor([1, 2]), "sampling": Sampling(), **bad}
     with pytest.raises(ValueError):
         run_all(denoise(model, canvas(1, 6, [1, 2]), mask_id=MASK, filler_id=None, **kwargs))
+
+
+def test_rank_lengths_scores_each_row_over_its_own_masks() -> None:
+    # Row r is the hypothesis "r + 1 tokens, then fillers". The fake model is sure of every
+    # masked token only when exactly three are masked: the true length is 3.
+    def logits_fn(ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        masks = (ids[:, positions] == MASK).sum(dim=1)  # (B,)
+        sure = peaked(TEXT[0], 0.99).expand(len(positions), -1)  # (S, V)
+        unsure = peaked(TEXT[0], 0.3).expand(len(positions), -1)
+        return torch.stack([sure if int(m) == 3 else unsure for m in masks])  # (B, S, V)
+
+    span = 6
+    rows = torch.full((span, span + 2), TEXT[1])  # (H, T): one text token either side
+    positions = torch.arange(1, span + 1)
+    for row in range(span):
+        rows[row, positions[: row + 1]] = MASK
+        rows[row, positions[row + 1 :]] = FILLER
+    scores = rank_lengths(logits_fn, rows, positions, mask_id=MASK, banned_ids=[FILLER])
+    assert scores.shape == (span,)
+    assert int(scores.argmax()) == 2  # length 3
+    # A row's score is the sum of its masked positions' best log-probs, nothing else.
+    assert scores[0] == pytest.approx(math.log(0.3))
+    assert scores[2] == pytest.approx(3 * math.log(0.99))
+
+
+def test_rank_lengths_never_counts_a_banned_token() -> None:
+    table = torch.stack([peaked(FILLER, 0.9)] * 4)  # the filler is the model's favourite
+    ids = torch.tensor([[MASK, MASK, FILLER, FILLER]])
+    score = rank_lengths(FixedModel(table), ids, torch.arange(4), mask_id=MASK, banned_ids=[FILLER])
+    # Renormalised without the filler: the five text tokens share what is left equally.
+    assert float(score[0]) == pytest.approx(2 * math.log(0.2), abs=1e-6)

@@ -457,7 +457,9 @@ async def test_cancel_stops_a_denoise(client: LanguageClient):
     uri = "file:///work/slow.txt"
     text = "\n".join(f"line {i}: some words to rewrite slowly" for i in range(120)) + "\n"
     open_document(client, uri, text, "plaintext")
-    await configure(client, {"steps": 512, "threshold": 1.0, "contextTokens": 1024})
+    # One token per step over the whole canvas (a length search could pick a short length).
+    slow = {"steps": 512, "threshold": 1.0, "contextTokens": 1024, "length": "fillers"}
+    await configure(client, slow)
     try:
         params = types.ExecuteCommandParams(
             command="infill.rewrite",
@@ -475,7 +477,9 @@ async def test_cancel_stops_a_denoise(client: LanguageClient):
             await future
         assert caught.value.code == -32800
         started = time.monotonic()
-        await configure(client, {"steps": 4, "threshold": None, "contextTokens": None})
+        await configure(
+            client, {"steps": 4, "threshold": None, "contextTokens": None, "length": None}
+        )
         open_document(client, "file:///work/after-cancel.py", PYTHON, "python")
         result = await inline(client, "file:///work/after-cancel.py", 5, 11)
         assert result.items
@@ -483,7 +487,9 @@ async def test_cancel_stops_a_denoise(client: LanguageClient):
         # margin is wide because this 2-core machine is shared with other work
         assert time.monotonic() - started < 15
     finally:
-        await configure(client, {"steps": 4, "threshold": None, "contextTokens": None})
+        await configure(
+            client, {"steps": 4, "threshold": None, "contextTokens": None, "length": None}
+        )
 
 
 async def test_hints_published_when_turned_on(client: LanguageClient):

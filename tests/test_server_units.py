@@ -105,3 +105,14 @@ def test_changed_span_is_minimal_and_exact(old: str, new: str):
     start, end, text = changed_span(old, new)
     assert old[:start] + text + old[end:] == new
     assert old[start - 1 : start + 1] != "\r\n" and old[end - 1 : end + 1] != "\r\n"
+
+
+def test_length_setting_reaches_the_decode_options():
+    settings, problems = parse_settings({"length": "fillers"})
+    assert settings.length == "fillers" and not problems
+    assert settings.decode_overrides()["length"] == "fillers"
+    settings, problems = parse_settings({"length": "guess"})
+    assert (
+        settings.length is None
+        and "infill.length must be one of 'search', 'fillers'" in problems[0]
+    )

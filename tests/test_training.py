@@ -194,8 +194,31 @@ def test_infill_examples_keep_context_clean(examples: Examples, tokenizer) -> No
         assert span == list(range(span[0], span[0] + len(span))), "one contiguous span"
         assert all(example.ids[p] == ids.filler for p in example.fillers)
         assert example.fillers == span[len(span) - len(example.fillers) :], "fillers trail"
-        outside = [t for p, t in enumerate(example.ids) if p not in set(span)]
+        # A told-length example keeps its fillers visible, right after the span.
+        end = span[-1] + 1
+        while end < len(example.ids) and example.ids[end] == ids.filler:
+            end += 1
+        outside = [t for p, t in enumerate(example.ids) if not span[0] <= p < end]
         assert ids.filler not in outside and ids.mask not in outside
+
+
+def test_some_infill_examples_are_told_their_length(tokenizer) -> None:
+    ids = token_ids(tokenizer)
+    texts = [make_text(i) for i in range(20)]
+    config = ObjectiveConfig(context=128, document_share=0.0, known_length_share=0.5)
+    stream = Examples(texts, ["python"] * len(texts), tokenizer, config)
+    told = untold = 0
+    for i in range(200):
+        example = stream[i]
+        after = example.maskable[-1] + 1
+        visible_filler = after < len(example.ids) and example.ids[after] == ids.filler
+        if visible_filler:  # told: only the span is maskable, no filler is ever predicted
+            assert example.fillers == []
+            assert all(example.ids[p] != ids.filler for p in example.maskable)
+            told += 1
+        elif example.fillers:
+            untold += 1
+    assert told > 30 and untold > 30
 
 
 def test_collate_masks_only_maskable_with_mask_token(examples: Examples, tokenizer) -> None:

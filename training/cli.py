@@ -73,7 +73,10 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
         checkpoint_minutes=args.checkpoint_minutes,
         seed=args.seed,
         objective=ObjectiveConfig(
-            context=args.context, corruption=args.corruption, document_share=args.document_share
+            context=args.context,
+            corruption=args.corruption,
+            document_share=args.document_share,
+            known_length_share=args.known_length_share,
         ),
     )
 
@@ -174,7 +177,7 @@ def _eval(args: argparse.Namespace) -> None:
     else:
         raise UsageError("give --corpus DIR or --repo PATH")
     heldout = load_corpus(corpus_dir)["heldout"]
-    config = EvalConfig(spans=args.spans, seed=args.seed, steps=args.steps)
+    config = EvalConfig(spans=args.spans, seed=args.seed, steps=args.steps, length=args.length)
     report = evaluate(model, heldout["text"], heldout["language"], config)
     print(format_report(report))
     if args.json:
@@ -223,6 +226,12 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
     sub.add_argument("--corruption", type=float, default=0.0, help="random-token share")
     sub.add_argument(
         "--document-share", type=_share, default=0.5, help="share of windows in document mode"
+    )
+    sub.add_argument(
+        "--known-length-share",
+        type=_share,
+        default=0.5,
+        help="share of infill windows whose fillers stay visible (the length is told)",
     )
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -274,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--repo")
     evaluate.add_argument("--spans", type=int, default=300, help="spans per kind")
     evaluate.add_argument("--steps", type=int, default=16)
+    evaluate.add_argument(
+        "--length",
+        choices=("search", "fillers"),
+        default="search",
+        help="how an unknown span length is found (the server's default: search)",
+    )
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", help="also write the report here")
     evaluate.add_argument(

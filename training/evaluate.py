@@ -2,9 +2,9 @@
 
 Reports masked-token accuracy at fixed mask ratios, and infill exact match for single lines,
 multi-line spans of 2-8 lines and syntax-node spans, each with the span length unknown to the
-model (an oversized canvas that fillers shrink) and with the oracle length (a canvas of exactly
-the right size, fillers forbidden). Spans are drawn by character offsets from a fixed seed, so
-two models (even with different tokenizers) are compared on the same work.
+model (decoded by the engine's length rule, as the server does) and with the oracle length (a
+canvas of exactly the right size, fillers forbidden). Spans are drawn by character offsets from
+a fixed seed, so two models (even with different tokenizers) are compared on the same work.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class EvalConfig:
     steps: int = 16
     context: int = 256
     oracle: bool = True
+    length: str = "search"  # the engine's length rule for unknown lengths: "search" | "fillers"
     mask_ratios: tuple[float, ...] = (0.15, 0.5, 0.9)
     accuracy_windows: int = 64
 
@@ -154,7 +155,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """The full quality report of `model` on held-out `texts`."""
     started = time.monotonic()
-    base = DecodeOptions(steps=config.steps, context_tokens=config.context, seed=config.seed)
+    base = DecodeOptions(
+        steps=config.steps, context_tokens=config.context, seed=config.seed, length=config.length
+    )
     engine = Engine(model, base)
     report: dict[str, Any] = {
         "config": asdict(config),
@@ -191,7 +194,8 @@ def _infill_scores(
         tokens += max(1, len(guess.confidences))
         if oracle:
             length = len(engine.model.encode(span.target))
-            options = replace(base, filler_penalty=BANNED, max_span_tokens=length)
+            # One canvas of exactly the right length, no filler: nothing to search.
+            options = replace(base, filler_penalty=BANNED, max_span_tokens=length, length="fillers")
             [exact] = engine.infill(
                 span.prefix, span.suffix, single_line=single, max_tokens=length, options=options
             )

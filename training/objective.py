@@ -6,7 +6,9 @@ Every example is a window of one file, in one of two modes:
   partial line, 2-8 lines, a tree-sitter syntax node (`infill_lsp.regions`), or a random
   character span. Prefix, span and suffix are tokenized separately and laid out by
   `infill_lsp.window.build_window`, exactly as the server builds its windows, followed by
-  0..K filler tokens so the model learns to end a span of unknown length.
+  0..K filler tokens so the model learns to end a span of unknown length. In a share of infill
+  windows (`known_length_share`) the fillers stay visible and only the span is noised: the
+  model is told the length, as when the server's length search decodes a ranked length.
 
 Masking (in `collate`): one ratio t per sequence, stratified over the batch; each maskable token
 becomes `<mask>` with probability t. The loss is cross-entropy on masked positions only, averaged
@@ -47,6 +49,7 @@ class ObjectiveConfig:
     max_span_tokens: int = 64
     max_fillers: int = 64  # K: fillers appended after a span, drawn from 0..K
     document_share: float = 0.5  # share of examples in document mode (dense labels)
+    known_length_share: float = 0.5  # share of infill examples whose fillers stay visible
     span_mix: dict[str, float] = field(
         default_factory=lambda: {"line": 0.35, "lines": 0.2, "node": 0.25, "chars": 0.2}
     )
@@ -220,6 +223,8 @@ class Examples:
         )
         maskable = list(range(laid.span_start, laid.span_end))
         filler_positions = maskable[len(span_ids) :]
+        if span_ids and rng.random() < self.config.known_length_share:
+            return Example(laid.ids, maskable[: len(span_ids)], [], kind)  # fillers visible
         return Example(laid.ids, maskable, filler_positions, kind)
 
 

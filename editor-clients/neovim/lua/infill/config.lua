@@ -23,6 +23,7 @@ local M = {}
 ---@field temperature? number 0 = greedy.
 ---@field confidence? "maxprob"|"margin"|"entropy"
 ---@field remask? boolean Re-mask low-confidence tokens while denoising.
+---@field length? "search"|"fillers" How a completion's length is chosen (search: rank every length).
 ---@field max_span_tokens? integer
 ---@field context_tokens? integer
 ---@field hole_marker? string Marker that `:InfillFillHoles` fills, e.g. "<mask>".
@@ -145,7 +146,7 @@ end
 --- The server settings the plugin knows (others are passed through as given).
 M.setting_names = {
   'model_path', 'device', 'threads', 'steps', 'threshold', 'temperature', 'confidence', 'remask',
-  'max_span_tokens', 'context_tokens', 'hole_marker', 'debounce_ms', 'languages', 'hints',
+  'length', 'max_span_tokens', 'context_tokens', 'hole_marker', 'debounce_ms', 'languages', 'hints',
   'candidates',
 }
 
