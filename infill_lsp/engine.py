@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel
-from infill_lsp.sampler import Denoised, Sampling, denoise, probe_logprobs, rank_lengths
+from infill_lsp.sampler import Denoised, Sampling, denoise, length_scores, probe_logprobs
 from infill_lsp.window import CHARS_PER_TOKEN, Window, build_window, clip_context
 
 T = TypeVar("T")
@@ -398,12 +398,12 @@ class Engine:
         single_line: bool = False,
         step_base: int = 0,
         rounds: int = 1,
-        spent: int = 0,
+        first_logits: torch.Tensor | None = None,
     ) -> Generator[Progress, None, Denoised]:
         """Run the sampler on (B, T) ids, turning each of its steps into Progress.
 
-        `spent` forward passes of this round's budget were used before (by the length search);
-        the sampler gets the rest. filler=False forbids fillers in the masked positions.
+        filler=False forbids fillers in the masked positions; `first_logits` (from the length
+        ranking) stand in for the first step's forward pass.
         """
         generator = torch.Generator(device=ids.device)
         if options.seed is None:
@@ -417,9 +417,10 @@ class Engine:
             mask_id=self.model.ids.mask,
             filler_id=self.model.ids.filler if filler else None,
             banned_ids=self._banned(single_line) + ([] if filler else [self.model.ids.filler]),
-            sampling=replace(sampling, steps=sampling.steps - spent),
+            sampling=sampling,
             temperatures=torch.tensor(temperatures, device=ids.device),
             generator=generator,
+            first_logits=first_logits,
         )
         total = sampling.steps * rounds
         while True:
@@ -427,10 +428,10 @@ class Engine:
                 state = next(job)
             except StopIteration as stop:
                 result: Denoised = stop.value
-                return replace(result, steps=result.steps + spent)
+                return result
             tokens = state.ids[0, positions]
             yield Progress(
-                step_base * sampling.steps + spent + state.step,
+                step_base * sampling.steps + state.step,
                 total,
                 lambda tokens=tokens: self._render(tokens.tolist()),  # type: ignore[misc]
             )
@@ -449,9 +450,10 @@ class Engine:
     ) -> Job[list[Infill]]:
         """Decode a span of at most `size` tokens between prefix and suffix.
 
-        With the "search" length rule (and a budget of more than one pass), the first pass ranks
-        every length hypothesis and the candidates are decoded at the best lengths, fillers
-        forbidden; otherwise one oversized canvas is decoded and fillers end the span.
+        With the "search" length rule the first pass ranks every length hypothesis and the
+        candidates are decoded at the best lengths, fillers forbidden (that pass is also their
+        first denoising step); with "fillers" one oversized canvas is decoded and fillers end
+        the span.
         """
         sampling = options.sampling()
         if not 1 <= candidates <= MAX_CANDIDATES:
@@ -463,34 +465,27 @@ class Engine:
         positions = torch.arange(window.span_start, window.span_end, device=device)  # (S,)
         extra = options.temperature if options.temperature > 0 else EXTRA_CANDIDATE_TEMPERATURE
         temperatures = [options.temperature] + [extra] * (candidates - 1)
-        search = options.length == "search" and sampling.steps > 1
+        search = options.length == "search"
         scores = [0.0] * candidates
+        first_logits = None
         if search:
+            # One batched pass over every length hypothesis (masks, then visible fillers) ranks
+            # them; its logits are also the first denoising step of the rows kept.
             lengths = length_hypotheses(size)
             rows = ids.repeat(len(lengths), 1)  # (H, T)
             for row, length in enumerate(lengths):
                 rows[row, positions[length:]] = filler
-            ranked = rank_lengths(
-                lambda x, p: self.model.logits(x, p),
-                rows,
-                positions,
-                mask_id=mask,
-                banned_ids=[*self._banned(single_line), filler],
-            )  # (H,)
+            logits = self.model.logits(rows, positions)  # (H, S, V)
+            banned = [*self._banned(single_line), filler]
+            ranked = length_scores(logits, rows[:, positions] == mask, banned)  # (H,)
             order = ranked.argsort(descending=True).tolist()
             # More candidates than lengths: the best length again, sampled with noise.
             best = [order[i] if i < len(order) else order[0] for i in range(candidates)]
             temperatures = [
                 options.temperature if i < len(order) else extra for i in range(candidates)
             ]
-            ids = rows[best]  # (B, T)
+            ids, first_logits = rows[best], logits[best]  # (B, T), (B, S, V)
             scores = [float(ranked[row]) for row in best]
-            first = ids[0, positions]
-            yield Progress(
-                step_base * sampling.steps + 1,
-                sampling.steps * rounds,
-                lambda: self._render(first.tolist()),
-            )
         else:
             ids = ids.repeat(candidates, 1)  # (B, T)
         result = yield from self._denoise(
@@ -503,7 +498,7 @@ class Engine:
             single_line=single_line,
             step_base=step_base,
             rounds=rounds,
-            spent=1 if search else 0,
+            first_logits=first_logits,
         )
         found: dict[str, Infill] = {}
         for row in range(candidates):

@@ -4,7 +4,7 @@ Pure torch. The sampler knows token ids and tensors only: no tokenizer, no text,
 model is any callable `logits_fn(ids, positions)` returning logits at the given columns, so the
 output head runs only on the span. `denoise` is a generator that yields after every denoising
 step (one forward pass) so the caller can cancel, report progress or stream; its return value is
-the final canvas. `rank_lengths` scores candidate span lengths in one pass (so a span of
+the final canvas. `length_scores` scores candidate span lengths from one pass (so a span of
 unknown length is decoded at the length the model finds likeliest); `probe_logprobs` scores
 existing tokens by masking them (for revise).
 """
@@ -232,6 +232,7 @@ def denoise(
     sampling: Sampling = Sampling(),
     temperatures: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    first_logits: torch.Tensor | None = None,
 ) -> Generator[StepState, None, Denoised]:
     """Fill every masked span position of `ids` within the step budget, yielding after each step.
 
@@ -245,6 +246,8 @@ def denoise(
         sampling: step budget, unmasking rule, confidence, noise, remasking.
         temperatures: (B,) per-row temperature overriding `sampling.temperature`.
         generator: seeded random stream; the same seed gives the same output.
+        first_logits: (B, S, V) logits of `ids` already computed by the caller (the length
+            ranking's pass): the first step uses them instead of a forward pass.
     Returns (as the generator's value): the committed canvas, commit probabilities, step count.
     """
     # 1. Check arguments and set up the state.
@@ -287,7 +290,10 @@ def denoise(
             break
         # 3. One forward pass; choose a token and a confidence at every span position.
         ids[:, positions] = span
-        logits = logits_fn(ids, positions).float().clone()  # (B, S, V)
+        if step == 0 and first_logits is not None:
+            logits = first_logits.float().clone()  # (B, S, V)
+        else:
+            logits = logits_fn(ids, positions).float().clone()  # (B, S, V)
         if logits.shape[:2] != span.shape:
             raise ValueError(f"logits_fn returned {tuple(logits.shape)}, expected (B, S, V)")
         logits[..., banned] = -math.inf
@@ -312,36 +318,28 @@ def denoise(
     return Denoised(ids, probs, generated, step)
 
 
-def rank_lengths(
-    logits_fn: LogitsFn,
-    ids: torch.Tensor,
-    positions: torch.Tensor,
-    *,
-    mask_id: int,
-    banned_ids: Sequence[int] = (),
+def length_scores(
+    logits: torch.Tensor, masked: torch.Tensor, banned_ids: Sequence[int] = ()
 ) -> torch.Tensor:
-    """Score each row's length hypothesis with one batched forward pass.
+    """Score length hypotheses from one batched forward pass over them.
 
-    Row r holds one hypothesis: its first masked span positions are the text to write and the
+    Row r holds one hypothesis: its first span positions are masked (the text to write) and the
     rest of the span is already committed to "nothing here" (fillers), so the model sees where
     that span would end. The score is the sum over the row's masked positions of the best
     allowed log-probability: a length at which the model could write every token with
     confidence scores high, one that forces it to pad or cut a thought scores low. Measured on
-    held-out lines, the top row's decode matched every exact answer that any length gave.
+    held-out lines, the top row's decode matched every exact answer that any length gave. The
+    same logits serve as the chosen rows' first denoising step (`denoise(first_logits=...)`).
 
     Args:
-        logits_fn: (ids (B, T), positions (S,)) -> logits (B, S, V).
-        ids: (B, T) one row per hypothesis.
-        positions: (S,) span columns, shared by all rows.
-        mask_id: the mask token id (never produced).
-        banned_ids: ids never produced (the filler among them: a hypothesis's text is all text).
+        logits: (B, S, V) at the span positions of each hypothesis row.
+        masked: (B, S) bool, the row's masked positions.
+        banned_ids: ids never produced (the mask and the filler among them).
     Returns: (B,) float64 scores, higher is likelier.
     """
-    positions = positions.to(ids.device)
-    logits = logits_fn(ids, positions).double().clone()  # (B, S, V)
-    logits[..., sorted({mask_id, *banned_ids})] = -math.inf
+    logits = logits.double().clone()  # (B, S, V)
+    logits[..., sorted(set(banned_ids))] = -math.inf
     best = torch.log_softmax(logits, dim=-1).amax(dim=-1)  # (B, S)
-    masked = ids[:, positions] == mask_id  # (B, S)
     return torch.where(masked, best, 0.0).sum(dim=1)  # (B,)
 
 

@@ -12,8 +12,8 @@ from infill_lsp.sampler import (
     Sampling,
     StepState,
     denoise,
+    length_scores,
     probe_logprobs,
-    rank_lengths,
     span_runs,
     spread_filler,
 )
@@ -314,22 +314,14 @@ def test_bad_arguments_raise_value_error(bad: dict) -> None:  # type: ignore[typ
         run_all(denoise(model, canvas(1, 6, [1, 2]), mask_id=MASK, filler_id=None, **kwargs))
 
 
-def test_rank_lengths_scores_each_row_over_its_own_masks() -> None:
+def test_length_scores_sum_each_row_over_its_own_masks() -> None:
     # Row r is the hypothesis "r + 1 tokens, then fillers". The fake model is sure of every
     # masked token only when exactly three are masked: the true length is 3.
-    def logits_fn(ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        masks = (ids[:, positions] == MASK).sum(dim=1)  # (B,)
-        sure = peaked(TEXT[0], 0.99).expand(len(positions), -1)  # (S, V)
-        unsure = peaked(TEXT[0], 0.3).expand(len(positions), -1)
-        return torch.stack([sure if int(m) == 3 else unsure for m in masks])  # (B, S, V)
-
     span = 6
-    rows = torch.full((span, span + 2), TEXT[1])  # (H, T): one text token either side
-    positions = torch.arange(1, span + 1)
-    for row in range(span):
-        rows[row, positions[: row + 1]] = MASK
-        rows[row, positions[row + 1 :]] = FILLER
-    scores = rank_lengths(logits_fn, rows, positions, mask_id=MASK, banned_ids=[FILLER])
+    masked = torch.arange(span)[None, :] <= torch.arange(span)[:, None]  # (H, S) row r: r + 1
+    sure, unsure = peaked(TEXT[0], 0.99), peaked(TEXT[0], 0.3)
+    logits = torch.stack([(sure if r == 2 else unsure).expand(span, -1) for r in range(span)])
+    scores = length_scores(logits, masked, banned_ids=[MASK, FILLER])
     assert scores.shape == (span,)
     assert int(scores.argmax()) == 2  # length 3
     # A row's score is the sum of its masked positions' best log-probs, nothing else.
@@ -337,9 +329,24 @@ def test_rank_lengths_scores_each_row_over_its_own_masks() -> None:
     assert scores[2] == pytest.approx(3 * math.log(0.99))
 
 
-def test_rank_lengths_never_counts_a_banned_token() -> None:
-    table = torch.stack([peaked(FILLER, 0.9)] * 4)  # the filler is the model's favourite
-    ids = torch.tensor([[MASK, MASK, FILLER, FILLER]])
-    score = rank_lengths(FixedModel(table), ids, torch.arange(4), mask_id=MASK, banned_ids=[FILLER])
+def test_length_scores_never_count_a_banned_token() -> None:
+    logits = torch.stack([peaked(FILLER, 0.9)] * 4)[None]  # the filler is the favourite
+    masked = torch.tensor([[True, True, False, False]])
+    score = length_scores(logits, masked, banned_ids=[MASK, FILLER])
     # Renormalised without the filler: the five text tokens share what is left equally.
     assert float(score[0]) == pytest.approx(2 * math.log(0.2), abs=1e-6)
+
+
+def test_first_logits_stand_in_for_the_first_forward_pass() -> None:
+    table = torch.stack([peaked(TEXT[i % 5], 0.6) for i in range(6)])  # (T, V) never sure
+    model = FixedModel(table)
+    ids = canvas(1, 6, [1, 2, 3])
+    positions = torch.arange(1, 4)
+    given = table[positions][None].clone()  # (1, S, V): the same logits the model would give
+    _, with_given = run_all(
+        denoise(model, ids, positions, mask_id=MASK, filler_id=None, first_logits=given)
+    )
+    calls = model.calls
+    _, plain = run_all(denoise(model, ids, positions, mask_id=MASK, filler_id=None))
+    assert calls == model.calls - calls - 1  # one forward pass saved
+    assert torch.equal(with_given.ids, plain.ids) and with_given.steps == plain.steps
