@@ -138,10 +138,11 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def length_hypotheses(size: int) -> list[int]:
-    """Span lengths to try on a canvas of `size`: every length up to EVERY_LENGTH_UP_TO, then
-    a geometric ladder (each about 10 % longer), always ending at `size`."""
-    lengths = list(range(1, min(size, EVERY_LENGTH_UP_TO) + 1))
+def length_hypotheses(size: int, shortest: int = 1) -> list[int]:
+    """Span lengths to try on a canvas of `size`: EVERY_LENGTH_UP_TO lengths one by one from
+    `shortest`, then a geometric ladder (each about 10 % longer), always ending at `size`."""
+    shortest = min(max(shortest, 1), size)
+    lengths = list(range(shortest, min(size, shortest + EVERY_LENGTH_UP_TO - 1) + 1))
     while lengths[-1] < size:
         lengths.append(min(size, max(lengths[-1] + 1, round(lengths[-1] * 1.1))))
     return lengths
@@ -246,7 +247,8 @@ class Engine:
         candidates: int = 1,
         options: DecodeOptions | None = None,
     ) -> Job[list[Infill]]:
-        """Write the region anew: a fully masked canvas about a quarter longer than the region."""
+        """Write the region anew: a canvas up to about a quarter longer than the region and, with
+        length search, at least three quarters of its length (the region is the length prior)."""
         options = options or self.options
         count = len(self._encode(region))
         context = self._context(options)
@@ -256,7 +258,9 @@ class Engine:
                 "select less"
             )
         size = max(count, min(math.ceil(count * 1.25) + 4, context * 3 // 4))
-        results = yield from self._generate(prefix, suffix, size, options, candidates=candidates)
+        results = yield from self._generate(
+            prefix, suffix, size, options, candidates=candidates, shortest=count * 3 // 4
+        )
         return results
 
     def revise_job(
@@ -447,8 +451,9 @@ class Engine:
         single_line: bool = False,
         step_base: int = 0,
         rounds: int = 1,
+        shortest: int = 1,
     ) -> Job[list[Infill]]:
-        """Decode a span of at most `size` tokens between prefix and suffix.
+        """Decode a span of at most `size` (and, searching, at least `shortest`) tokens.
 
         With the "search" length rule the first pass ranks every length hypothesis and the
         candidates are decoded at the best lengths, fillers forbidden (that pass is also their
@@ -471,7 +476,7 @@ class Engine:
         if search:
             # One batched pass over every length hypothesis (masks, then visible fillers) ranks
             # them; its logits are also the first denoising step of the rows kept.
-            lengths = length_hypotheses(size)
+            lengths = length_hypotheses(size, shortest)
             rows = ids.repeat(len(lengths), 1)  # (H, T)
             for row, length in enumerate(lengths):
                 rows[row, positions[length:]] = filler

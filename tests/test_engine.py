@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,19 @@ def test_length_hypotheses_cover_every_short_length_then_a_ladder() -> None:
     assert ladder[:24] == list(range(1, 25)) and ladder[-1] == 96
     steps = [b / a for a, b in itertools.pairwise(ladder[23:])]
     assert all(1.0 < ratio <= 1.15 for ratio in steps)
+    assert length_hypotheses(40, shortest=30) == list(range(30, 41))
+    assert length_hypotheses(5, shortest=9) == [5]
+
+
+def test_a_rewrite_searches_lengths_near_the_regions_own(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = Spy(model, monkeypatch)
+    region = "value = compute(first, second) + other(third)"
+    count = len(model.encode(region))
+    engine.rewrite("x = 1\n", region, "\ny = 2\n", options=replace(FAST, length="search"))
+    masks = (spy.windows[0] == model.ids.mask).sum(dim=1).tolist()
+    assert min(masks) == count * 3 // 4 and max(masks) >= count
 
 
 def test_length_search_ranks_every_length_then_decodes_the_best(
