@@ -335,12 +335,13 @@ def length_scores(
         logits: (B, S, V) at the span positions of each hypothesis row.
         masked: (B, S) bool, the row's masked positions.
         banned_ids: ids never produced (the mask and the filler among them).
-    Returns: (B,) float64 scores, higher is likelier.
+    Returns: (B,) scores, higher is likelier.
     """
-    logits = logits.double().clone()  # (B, S, V)
+    # float32: (lengths x canvas x vocabulary) in float64 would be hundreds of MB on a 64 canvas.
+    logits = logits.float().clone()  # (B, S, V)
     logits[..., sorted(set(banned_ids))] = -math.inf
     best = torch.log_softmax(logits, dim=-1).amax(dim=-1)  # (B, S)
-    return torch.where(masked, best, 0.0).sum(dim=1)  # (B,)
+    return torch.where(masked, best, 0.0).sum(dim=1).double()  # (B,)
 
 
 def probe_logprobs(
