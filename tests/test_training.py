@@ -360,6 +360,12 @@ def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     first = load_model(model).metadata["recipe"]
     assert first["tokens_seen"] >= 8000
+    # A checkpoint records its network and tokenizer: --resume needs no --tokenizer or --size.
+    resumed = run_cli("train", "--corpus", str(corpus), "--out", str(model), "--resume",
+                      "--max-tokens", str(first["tokens_seen"] + 1000), "--batch", "8",
+                      "--context", "96", "--quiet")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    first = load_model(model).metadata["recipe"]
     grown = run_cli("train", "--corpus", str(corpus), "--init", str(model), "--out",
                     str(tmp_path / "grown"), "--max-tokens", str(first["tokens_seen"] + 2000),
                     "--batch", "8", "--context", "96", "--quiet")  # fmt: skip

@@ -86,7 +86,7 @@ def _train(args: argparse.Namespace) -> None:
     from training.corpus import load_corpus
     from training.sizes import PRESETS, build_network
     from training.tokenizer import load_tokenizer
-    from training.train import train
+    from training.train import checkpoint_dir, resumable_network, train
 
     out = writable(Path(args.out))
     corpus = load_corpus(Path(args.corpus))["train"]
@@ -98,6 +98,8 @@ def _train(args: argparse.Namespace) -> None:
     elif args.tokenizer:
         tokenizer = load_tokenizer(Path(args.tokenizer))
         network = build_network(args.size, tokenizer, max_positions=max(1024, args.context))
+    elif args.resume:  # the checkpoint knows its network's shape and its tokenizer
+        network, tokenizer = resumable_network(checkpoint_dir(out))
     else:
         raise UsageError("give --tokenizer DIR (make one with `infill-train tokenizer`) or --init")
     config = train_config(args)

@@ -3,7 +3,7 @@
 Runs on `accelerate`, so the same code trains on one CPU, one GPU (bf16) or many machines
 (`accelerate launch -m training.cli train ...`). The learning rate follows the tokens seen
 (linear warm-up, cosine decay), so a run resumed any number of times follows one schedule.
-A checkpoint (weights, optimizer, step, data position) is written every few minutes and on
+A checkpoint (weights, optimizer, step, data position, network config, tokenizer) is written every few minutes and on
 Ctrl-C; `--resume` continues exactly where it stopped. At the end the model directory is
 written atomically next to the checkpoint.
 """
@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 from tqdm import tqdm
+from transformers import ModernBertConfig, ModernBertForMaskedLM
 from transformers.utils import logging as hf_logging
 
 from infill_lsp.model import atomic_directory, save_model
@@ -119,9 +120,14 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: TrainState,
     config: TrainConfig,
+    tokenizer: Tokenizer | None = None,
 ) -> None:
-    """Write weights, optimizer and state under a temporary name, then swap it in."""
+    """Write weights, optimizer and state under a temporary name, then swap it in. With the
+    network's config and the tokenizer beside them, `--resume` needs nothing else."""
     with atomic_directory(where) as scratch:
+        network.config.to_json_file(str(scratch / "config.json"))
+        if tokenizer is not None:
+            tokenizer.save(str(scratch / "tokenizer.json"))
         weights = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
         # Tied embeddings share storage; safetensors wants each tensor once.
         seen: dict[int, str] = {}
@@ -136,6 +142,20 @@ def save_checkpoint(
         (scratch / "state.json").write_text(
             json.dumps({"state": asdict(state), "config": asdict(config)}, indent=2)
         )
+
+
+def resumable_network(where: Path) -> tuple[torch.nn.Module, Tokenizer]:
+    """The network (untrained, its checkpoint's shape) and tokenizer a checkpoint was made with;
+    TrainingError when the checkpoint does not hold them (made before they were saved)."""
+    config_file, tokenizer_file = where / "config.json", where / "tokenizer.json"
+    if not (config_file.is_file() and tokenizer_file.is_file()):
+        raise TrainingError(
+            f"checkpoint {where} does not record its network and tokenizer; "
+            "resume with --tokenizer DIR and the run's --size"
+        )
+    config = ModernBertConfig.from_json_file(str(config_file))
+    config._attn_implementation = "sdpa"
+    return ModernBertForMaskedLM(config), Tokenizer.from_file(str(tokenizer_file))
 
 
 def load_checkpoint(
@@ -249,13 +269,15 @@ def train(
             bar.update(batch.tokens)
             bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{rate:,.0f}", lr=f"{lr:.1e}")
             if time.monotonic() - last_checkpoint >= config.checkpoint_minutes * 60:
-                save_checkpoint(where, accelerator.unwrap_model(network), optimizer, state, config)
+                save_checkpoint(
+                    where, accelerator.unwrap_model(network), optimizer, state, config, tokenizer
+                )
                 last_checkpoint = time.monotonic()
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
     network = accelerator.unwrap_model(network)
-    save_checkpoint(where, network, optimizer, state, config)
+    save_checkpoint(where, network, optimizer, state, config, tokenizer)
     network.eval()
     recipe = {
         "objective": objective.name,
