@@ -23,7 +23,8 @@ mkdir -p runs
 # A checkpoint of an interrupted sitting is resumed exactly; otherwise start from the shipped weights.
 if [ -f runs/default-small/model.checkpoint/state.json ]; then START=(--resume); else START=(--init infill_lsp/default_model); fi
 # v2 was annealed to 1e-4 at 28 M tokens; later sittings go on at half the first peak, with more
-# infill windows so the model learns where spans end (what cursor completion needs).
+# infill windows so the model learns where spans end (what cursor completion needs), half of them
+# told the length (fillers visible: the layout the server's length search decodes).
 .venv/bin/infill-train train --corpus runs/corpus-default "${START[@]}" --tokenizer infill_lsp/default_model \
     --out runs/default-small/model --batch 16 --lr 5e-4 --schedule-tokens 150000000 \
-    --document-share 0.35 --checkpoint-minutes 8 "$@"
+    --document-share 0.35 --known-length-share 0.5 --checkpoint-minutes 8 "$@"

@@ -3,9 +3,9 @@
 Runs on `accelerate`, so the same code trains on one CPU, one GPU (bf16) or many machines
 (`accelerate launch -m training.cli train ...`). The learning rate follows the tokens seen
 (linear warm-up, cosine decay), so a run resumed any number of times follows one schedule.
-A checkpoint (weights, optimizer, step, data position, network config, tokenizer) is written every few minutes and on
-Ctrl-C; `--resume` continues exactly where it stopped. At the end the model directory is
-written atomically next to the checkpoint.
+A checkpoint (weights, optimizer, step, data position, network config, tokenizer) is written
+every few minutes and on Ctrl-C; `--resume` continues exactly where it stopped. At the end the
+model directory is written atomically next to the checkpoint.
 """
 
 from __future__ import annotations
