@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--steps", type=int, help="denoising step budget (default 16)")
     fill.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fill.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+    fill.add_argument(
+        "--length",
+        choices=("search", "fillers"),
+        default="search",
+        help="how an infill's length is found (default: search)",
+    )
     fill.add_argument("--json", action="store_true", help="print the result as JSON")
     fill.add_argument(
         "--show-steps", action="store_true", help="print the canvas after every step to stderr"
@@ -113,7 +119,7 @@ def fill(args: argparse.Namespace) -> int:
     use_threads(args.threads)
     engine = Engine(load(args.model))
     defaults = DecodeOptions()
-    options = DecodeOptions(steps=args.steps or defaults.steps, seed=args.seed)
+    options = DecodeOptions(steps=args.steps or defaults.steps, seed=args.seed, length=args.length)
     prefix, region, suffix = text[:start], text[start:end], text[end:]
     show = args.show_steps
     best: Infill

@@ -69,6 +69,15 @@ def test_rewrite_a_range(tiny_model_dir: Path, source: Path) -> None:
     assert done.stdout.endswith("\n") and "Traceback" not in done.stderr
 
 
+def test_the_fillers_length_rule_and_a_bad_one(tiny_model_dir: Path, source: Path) -> None:
+    model = ["--model", tiny_model_dir, "--steps", "2", "--json"]
+    done = infill_lsp("fill", source, "--at", "6:12", "--length", "fillers", *model)
+    assert done.returncode == 0, done.stderr
+    assert 1 <= json.loads(done.stdout)["steps"] <= 2
+    bad = infill_lsp("fill", source, "--at", "6:12", "--length", "guess", *model)
+    assert bad.returncode == 2 and "invalid choice: 'guess'" in bad.stderr
+
+
 def test_bad_inputs_give_one_message_and_exit_code_2(
     tiny_model_dir: Path, source: Path, tmp_path: Path
 ) -> None:
