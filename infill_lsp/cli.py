@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from infill_lsp.errors import InfillError, InputError, ModelError
+from infill_lsp.options import LENGTH_RULES
 
 if TYPE_CHECKING:
     from infill_lsp.engine import Infill, Job
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     fill.add_argument(
         "--length",
-        choices=("search", "fillers"),
+        choices=LENGTH_RULES,
         default="search",
         help="how an infill's length is found (default: search)",
     )

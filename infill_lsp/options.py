@@ -16,7 +16,10 @@ from typing import Any
 
 SECTION = "infill"
 CONFIDENCE_KINDS = ("maxprob", "margin", "entropy")
-LENGTH_RULES = ("search", "fillers")
+LENGTH_RULES = (
+    "search",
+    "fillers",
+)  # as engine.LENGTH_RULES; kept here so settings load without torch
 DEVICES = ("cpu", "cuda", "mps")
 
 

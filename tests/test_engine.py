@@ -21,6 +21,7 @@ from infill_lsp.engine import (
 )
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel, load_model
+from infill_lsp.sampler import length_scores
 
 FAST = DecodeOptions(steps=4, max_span_tokens=12, context_tokens=128)
 
@@ -250,7 +251,13 @@ def test_length_search_ranks_every_length_then_decodes_the_best(
     columns = (ranking == model.ids.mask).sum(dim=1).tolist()
     assert columns == list(range(1, 11))  # one row per length, fillers after it
     chosen = len(result.confidences)  # the decode kept its row's length
-    assert chosen in columns
+    positions = torch.nonzero(ranking[-1] == model.ids.mask).flatten()  # the full canvas
+    banned = [*engine._banned(False), model.ids.filler]
+    scores = length_scores(
+        model.logits(ranking, positions), ranking[:, positions] == model.ids.mask, banned
+    )
+    assert chosen == columns[int(scores.argmax())]  # the best-ranked length, not just any
+    spy.windows.pop()  # the check's own pass
     # Then one row, already one step along: the ranking pass was its first denoising step.
     assert all(w.shape[0] == 1 and int((w == model.ids.mask).sum()) < chosen for w in decoding)
     assert result.steps == len(spy.windows) <= options.steps

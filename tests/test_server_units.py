@@ -107,6 +107,12 @@ def test_changed_span_is_minimal_and_exact(old: str, new: str):
     assert old[start - 1 : start + 1] != "\r\n" and old[end - 1 : end + 1] != "\r\n"
 
 
+def test_length_rules_agree_between_settings_and_engine():
+    from infill_lsp import engine, options
+
+    assert options.LENGTH_RULES == engine.LENGTH_RULES
+
+
 def test_length_setting_reaches_the_decode_options():
     settings, problems = parse_settings({"length": "fillers"})
     assert settings.length == "fillers" and not problems

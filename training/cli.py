@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from infill_lsp.errors import InfillError
+from infill_lsp.options import LENGTH_RULES
 
 log = logging.getLogger("infill-train")
 
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--steps", type=int, default=16)
     evaluate.add_argument(
         "--length",
-        choices=("search", "fillers"),
+        choices=LENGTH_RULES,
         default="search",
         help="how an unknown span length is found (the server's default: search)",
     )
