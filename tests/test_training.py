@@ -317,7 +317,11 @@ def test_training_lowers_loss_writes_a_loadable_model_and_resumes(tmp_path, toke
     assert state.loss < early, f"loss {state.loss:.3f} did not fall below {early:.3f}"
     model = load_model(out)
     assert model.metadata["recipe"]["tokens_seen"] == state.tokens
-    assert (out / "README.md").read_text().startswith("# infill-lsp model")
+    card = (out / "README.md").read_text()
+    assert card.startswith("# infill-lsp model")
+    # CPU time is measured, counted from the first token, and carried across sittings.
+    assert state.cpu_seconds > 0 and state.cpu_counted_from == 0
+    assert "CPU hours measured" in card and "earlier sittings" not in card
 
     resumed_network = build_network("test", tokenizer, max_positions=256)
     resumed = train(resumed_network, tokenizer, texts, ["python"] * 20,
@@ -327,6 +331,7 @@ def test_training_lowers_loss_writes_a_loadable_model_and_resumes(tmp_path, toke
     assert resumed.step - state.step == pytest.approx(5_000 / (8 * 96), abs=3)
     saved = json.loads((checkpoint_dir(out) / "state.json").read_text())
     assert saved["state"]["step"] == resumed.step
+    assert resumed.cpu_seconds > state.cpu_seconds and resumed.cpu_counted_from == 0
 
 
 def test_resume_from_a_corrupt_checkpoint_says_so(tmp_path, tokenizer) -> None:

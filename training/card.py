@@ -53,6 +53,16 @@ def evaluation_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _cpu_hours(recipe: dict[str, Any]) -> str:
+    """The measured CPU time, and from where it was counted when older sittings did not count."""
+    cpu = recipe.get("train_cpu_seconds", 0) / 3600
+    if not cpu:
+        return ""
+    start = recipe.get("cpu_counted_from_tokens", 0)
+    since = f" since {start:,} tokens (earlier sittings recorded wall time only)" if start else ""
+    return f"; {cpu:.2f} CPU hours measured (process time, all threads){since}"
+
+
 def model_card(metadata: dict[str, Any]) -> str:
     """A README.md for a model directory, from its metadata."""
     recipe = metadata.get("recipe", {})
@@ -71,7 +81,7 @@ def model_card(metadata: dict[str, Any]) -> str:
         "- tokenizer: byte-level BPE with code-aware pre-tokenization (indentation runs, "
         "newlines), lossless on any text; special tokens `<s> </s> <pad> <unk> <mask> <|fill|>`",
         f"- tokens seen: {recipe.get('tokens_seen', 0):,} ({recipe.get('steps', 0):,} steps)",
-        f"- training time: {hours:.2f} hours on 2 CPU cores",
+        f"- training time: {hours:.2f} hours on 2 CPU cores{_cpu_hours(recipe)}",
         "- final training loss (nats per masked unit, smoothed): "
         f"{recipe.get('final_loss', float('nan')):.3f}",
     ]

@@ -127,6 +127,8 @@ def _continued_state(recipe: dict):  # -> TrainState
         step=int(recipe.get("steps", 0)),
         tokens=int(recipe.get("tokens_seen", 0)),
         seconds=float(recipe.get("train_seconds", 0.0)),
+        cpu_seconds=float(recipe.get("train_cpu_seconds", 0.0)),
+        cpu_counted_from=int(recipe.get("cpu_counted_from_tokens", 0)),
         history=list(recipe.get("loss_curve", [])),
     )
 

@@ -68,6 +68,10 @@ class TrainState:
     step: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    # Process CPU time (all threads), the budget's real unit. Runs older than this counter
+    # recorded only wall time: cpu_counted_from says at how many tokens the count began.
+    cpu_seconds: float = 0.0
+    cpu_counted_from: int = 0
     loss: float = float("nan")
     history: list[dict[str, float]] = field(default_factory=list)  # loss curve, coarse
 
@@ -216,6 +220,10 @@ def train(
     started = time.monotonic()
     last_checkpoint = started
     seconds_before = state.seconds
+    if state.cpu_seconds == 0.0:
+        state.cpu_counted_from = state.tokens
+    cpu_before = state.cpu_seconds
+    cpu_started = time.process_time()
     tokens_before = state.tokens
     stop = {"now": False}
 
@@ -261,6 +269,7 @@ def train(
             state.tokens += batch.tokens
             state.loss = running
             state.seconds = seconds_before + time.monotonic() - started
+            state.cpu_seconds = cpu_before + time.process_time() - cpu_started
             if state.step % 50 == 0:
                 state.history.append(
                     {"step": state.step, "tokens": state.tokens, "loss": running, "lr": lr}
@@ -285,6 +294,8 @@ def train(
         "steps": state.step,
         "tokens_seen": state.tokens,
         "train_seconds": round(state.seconds, 1),
+        "train_cpu_seconds": round(state.cpu_seconds, 1),
+        "cpu_counted_from_tokens": state.cpu_counted_from,
         "final_loss": state.loss,
         "loss_curve": state.history[-200:],
     }
