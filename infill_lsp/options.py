@@ -16,10 +16,8 @@ from typing import Any
 
 SECTION = "infill"
 CONFIDENCE_KINDS = ("maxprob", "margin", "entropy")
-LENGTH_RULES = (
-    "search",
-    "fillers",
-)  # as engine.LENGTH_RULES; kept here so settings load without torch
+# The same as engine.LENGTH_RULES (a test ties them); kept here so settings load without torch.
+LENGTH_RULES = ("search", "fillers")
 DEVICES = ("cpu", "cuda", "mps")
 
 
