@@ -71,6 +71,7 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
         max_minutes=args.max_minutes,
         schedule_tokens=args.schedule_tokens or args.max_tokens or 200_000_000,
         warmup_tokens=args.warmup_tokens,
+        min_lr_ratio=args.min_lr_ratio,
         checkpoint_minutes=args.checkpoint_minutes,
         seed=args.seed,
         objective=ObjectiveConfig(
@@ -227,6 +228,9 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
     sub.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     sub.add_argument("--schedule-tokens", type=int, help="length of the cosine LR decay")
     sub.add_argument("--warmup-tokens", type=int, default=1_000_000)
+    sub.add_argument(
+        "--min-lr-ratio", type=float, default=0.1, help="the decay's floor, as a share of --lr"
+    )
     sub.add_argument("--checkpoint-minutes", type=float, default=10.0)
     sub.add_argument("--corruption", type=float, default=0.0, help="random-token share")
     sub.add_argument(
