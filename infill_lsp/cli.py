@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="search",
         help="how an infill's length is found (default: search)",
     )
+    fill.add_argument(
+        "--lengths-decoded",
+        type=int,
+        help="searching: the best-ranked lengths decoded in full and compared (default: 3)",
+    )
     fill.add_argument("--json", action="store_true", help="print the result as JSON")
     fill.add_argument(
         "--show-steps", action="store_true", help="print the canvas after every step to stderr"
@@ -120,7 +125,14 @@ def fill(args: argparse.Namespace) -> int:
     use_threads(args.threads)
     engine = Engine(load(args.model))
     defaults = DecodeOptions()
-    options = DecodeOptions(steps=args.steps or defaults.steps, seed=args.seed, length=args.length)
+    options = DecodeOptions(
+        steps=args.steps or defaults.steps,
+        seed=args.seed,
+        length=args.length,
+        lengths_decoded=defaults.lengths_decoded
+        if args.lengths_decoded is None
+        else args.lengths_decoded,
+    )
     prefix, region, suffix = text[:start], text[start:end], text[end:]
     show = args.show_steps
     best: Infill

@@ -55,6 +55,9 @@ class DecodeOptions:
     # batched pass and decodes the best; "fillers" decodes an oversized canvas and lets filler
     # tokens take up the slack (one row, but the model must place the span's end itself).
     length: str = "search"
+    # Searching, the best-ranked lengths decoded in full, then compared by how likely the model
+    # finds each finished canvas (text and fillers alike); 1 decodes the best-ranked length only.
+    lengths_decoded: int = 3
 
     def sampling(self) -> Sampling:
         """The sampler's view of these options; InputError if a value is unusable."""
@@ -80,6 +83,9 @@ class DecodeOptions:
             raise InputError(f"max_span_tokens must be at least 1, got {self.max_span_tokens}")
         if self.length not in LENGTH_RULES:
             raise InputError(f"unknown length rule {self.length!r}: expected one of {LENGTH_RULES}")
+        if not 1 <= self.lengths_decoded <= MAX_CANDIDATES:
+            limit = f"between 1 and {MAX_CANDIDATES}"
+            raise InputError(f"lengths_decoded must be {limit}, got {self.lengths_decoded}")
         return sampling
 
 
@@ -457,8 +463,10 @@ class Engine:
 
         With the "search" length rule the first pass ranks every length hypothesis and the
         candidates are decoded at the best lengths, fillers forbidden (that pass is also their
-        first denoising step); with "fillers" one oversized canvas is decoded and fillers end
-        the span.
+        first denoising step); when more than one row is decoded, the finished rows are ranked
+        by the pseudo-likelihood of their whole canvas, which scores where the text ends (a cut
+        thought makes a filler unlikely) as well as the text. With "fillers" one oversized
+        canvas is decoded and fillers end the span.
         """
         sampling = options.sampling()
         if not 1 <= candidates <= MAX_CANDIDATES:
@@ -484,11 +492,11 @@ class Engine:
             banned = [*self._banned(single_line), filler]
             ranked = length_scores(logits, rows[:, positions] == mask, banned)  # (H,)
             order = ranked.argsort(descending=True).tolist()
+            decoded = max(candidates, min(options.lengths_decoded, len(order)))
             # More candidates than lengths: the best length again, sampled with noise.
-            best = [order[i] if i < len(order) else order[0] for i in range(candidates)]
-            temperatures = [
-                options.temperature if i < len(order) else extra for i in range(candidates)
-            ]
+            best = [order[i] if i < len(order) else order[0] for i in range(decoded)]
+            temperatures = [options.temperature] * min(decoded, len(order))
+            temperatures += [extra] * (decoded - len(temperatures))
             ids, first_logits = rows[best], logits[best]  # (B, T), (B, S, V)
             scores = [float(ranked[row]) for row in best]
         else:
@@ -505,8 +513,20 @@ class Engine:
             rounds=rounds,
             first_logits=first_logits,
         )
+        if search and len(scores) > 1:
+            scores = (
+                probe_logprobs(
+                    lambda x, p: self.model.logits(x, p),
+                    result.ids,
+                    positions,
+                    mask_id=mask,
+                    stride=PROBE_STRIDE,
+                )
+                .sum(dim=1)
+                .tolist()
+            )
         found: dict[str, Infill] = {}
-        for row in range(candidates):
+        for row in range(result.ids.shape[0]):
             tokens = result.ids[row, positions].tolist()
             probs = result.probs[row].tolist()
             kept = [(t, p) for t, p in zip(tokens, probs, strict=True) if t != filler]
@@ -517,7 +537,7 @@ class Engine:
             score = scores[row] if search else _mean(confidences)
             if text not in found or found[text].score < score:
                 found[text] = Infill(text, confidences, result.steps, score)
-        return sorted(found.values(), key=lambda infill: -infill.score)
+        return sorted(found.values(), key=lambda infill: -infill.score)[:candidates]
 
     def _fill_together(
         self, pieces: list[str], options: DecodeOptions
@@ -560,7 +580,7 @@ class Engine:
         window = self._window(prefix, region_ids, suffix, context)
         if not region_ids:
             return window, region_ids, torch.zeros(0)
-        ids = torch.tensor([window.ids], device=self.model.device)  # (1, T)
+        ids = torch.tensor(window.ids, device=self.model.device)  # (T,)
         positions = torch.arange(window.span_start, window.span_end, device=self.model.device)
         logprobs = probe_logprobs(
             lambda x, p: self.model.logits(x, p),

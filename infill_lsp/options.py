@@ -34,6 +34,7 @@ class Settings:
     confidence: str | None = None
     remask: bool | None = None
     length: str | None = None  # "search": rank every span length first; "fillers": one canvas
+    lengths_decoded: int | None = None  # searching: the best-ranked lengths decoded and compared
     max_span_tokens: int | None = None
     context_tokens: int | None = None
     hole_marker: str = "<mask>"
@@ -48,7 +49,9 @@ class Settings:
 
     def decode_overrides(self) -> dict[str, Any]:
         """DecodeOptions fields the user set explicitly (Python names)."""
-        names = ("steps", "threshold", "temperature", "confidence", "remask", "length")
+        names = (
+            "steps", "threshold", "temperature", "confidence", "remask", "length", "lengths_decoded"
+        )  # fmt: skip
         found = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         if self.max_span_tokens is not None:
             found["max_span_tokens"] = self.max_span_tokens
@@ -128,6 +131,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "confidence": ("confidence", _one_of(CONFIDENCE_KINDS)),
     "remask": ("remask", _bool),
     "length": ("length", _one_of(LENGTH_RULES)),
+    "lengthsDecoded": ("lengths_decoded", _int_between(1, 8)),
     "maxSpanTokens": ("max_span_tokens", _int_between(1, 4096)),
     "contextTokens": ("context_tokens", _int_between(16, 65536)),
     "holeMarker": ("hole_marker", _marker),

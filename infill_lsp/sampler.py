@@ -5,8 +5,8 @@ model is any callable `logits_fn(ids, positions)` returning logits at the given 
 output head runs only on the span. `denoise` is a generator that yields after every denoising
 step (one forward pass) so the caller can cancel, report progress or stream; its return value is
 the final canvas. `length_scores` scores candidate span lengths from one pass (so a span of
-unknown length is decoded at the length the model finds likeliest); `probe_logprobs` scores
-existing tokens by masking them (for revise).
+unknown length is decoded at the lengths the model finds likeliest); `probe_logprobs` scores
+existing tokens by masking them (for revise, and to compare finished spans of different lengths).
 """
 
 from __future__ import annotations
@@ -354,34 +354,35 @@ def probe_logprobs(
 ) -> torch.Tensor:
     """Log-probability of each existing token at `positions`, read with that token masked.
 
-    Row j of one batched forward pass masks positions[j::stride], so each token is scored with
-    its neighbours (at distance >= stride) visible. An encoder scoring a visible token mostly
-    copies it, which is why the token itself must be hidden.
+    For each sequence, row j of one batched forward pass masks positions[j::stride], so each
+    token is scored with its neighbours (at distance >= stride) visible. An encoder scoring a
+    visible token mostly copies it, which is why the token itself must be hidden.
 
     Args:
         logits_fn: (ids (B, T), positions (S,)) -> logits (B, S, V).
-        ids: (T,) or (1, T) token ids.
+        ids: (T,) one sequence or (B, T) several, all probed in the same pass.
         positions: (S,) column indices to score.
         mask_id: the mask token id.
-        stride: number of disjoint subsets (the batch size of the probe).
-    Returns: (S,) float32 log-probabilities.
+        stride: number of disjoint subsets (rows of the pass per sequence).
+    Returns: float32 log-probabilities, (S,) for one sequence (T,), else (B, S).
     """
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
-    row = ids.reshape(1, -1) if ids.dim() == 1 else ids
-    if row.shape[0] != 1:
-        raise ValueError(f"probe_logprobs scores one sequence, got a batch of {row.shape[0]}")
-    count = positions.numel()
+    rows = ids.reshape(1, -1) if ids.dim() == 1 else ids  # (B, T)
+    count, sequences = positions.numel(), rows.shape[0]
     if count == 0:
-        return torch.zeros(0)
-    positions = positions.to(row.device)
+        empty = torch.zeros(sequences, 0)
+        return empty[0] if ids.dim() == 1 else empty
+    positions = positions.to(rows.device)
     groups = min(stride, count)
-    subset = torch.arange(count, device=row.device) % groups  # (S,) which row masks it
-    batch = row.repeat(groups, 1)  # (G, T)
-    hide = subset[None, :] == torch.arange(groups, device=row.device)[:, None]  # (G, S)
-    batch[:, positions] = torch.where(hide, mask_id, batch[:, positions])
-    logits = logits_fn(batch, positions).float().clone()  # (G, S, V)
+    subset = torch.arange(count, device=rows.device) % groups  # (S,) which row masks it
+    hide = subset[None, :] == torch.arange(groups, device=rows.device)[:, None]  # (G, S)
+    batch = rows.repeat_interleave(groups, dim=0)  # (B*G, T), each sequence's G rows together
+    spans = batch[:, positions].view(sequences, groups, count)
+    batch[:, positions] = torch.where(hide, mask_id, spans).view(sequences * groups, count)
+    logits = logits_fn(batch, positions).float().clone()  # (B*G, S, V)
     logits[..., mask_id] = -math.inf
-    logp = torch.log_softmax(logits, dim=-1)  # (G, S, V)
-    own = logp[subset, torch.arange(count, device=row.device)]  # (S, V)
-    return own.gather(-1, row[0, positions][:, None]).squeeze(-1).cpu()  # (S,)
+    logp = torch.log_softmax(logits, dim=-1).view(sequences, groups, count, -1)
+    own = logp[:, subset, torch.arange(count, device=rows.device)]  # (B, S, V)
+    scores = own.gather(-1, rows[:, positions][..., None]).squeeze(-1).cpu()  # (B, S)
+    return scores[0] if ids.dim() == 1 else scores

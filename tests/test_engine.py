@@ -21,7 +21,7 @@ from infill_lsp.engine import (
 )
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel, load_model
-from infill_lsp.sampler import length_scores
+from infill_lsp.sampler import length_scores, probe_logprobs
 
 FAST = DecodeOptions(steps=4, max_span_tokens=12, context_tokens=128)
 
@@ -176,7 +176,8 @@ def test_single_line_never_breaks_the_line(engine: Engine) -> None:
 
 
 def test_jobs_yield_progress_within_the_budget(engine: Engine) -> None:
-    job = engine.infill_job("a = ", "\n")
+    # One length decoded: the canvas shown is the top-ranked row, which is then the answer.
+    job = engine.infill_job("a = ", "\n", options=replace(FAST, lengths_decoded=1))
     steps = []
     while True:
         try:
@@ -245,7 +246,9 @@ def test_length_search_ranks_every_length_then_decodes_the_best(
     engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = Spy(model, monkeypatch)
-    options = DecodeOptions(steps=4, max_span_tokens=10, context_tokens=128, length="search")
+    options = DecodeOptions(
+        steps=4, max_span_tokens=10, context_tokens=128, length="search", lengths_decoded=1
+    )
     [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
     ranking, decoding = spy.windows[0], spy.windows[1:]
     columns = (ranking == model.ids.mask).sum(dim=1).tolist()
@@ -261,6 +264,34 @@ def test_length_search_ranks_every_length_then_decodes_the_best(
     # Then one row, already one step along: the ranking pass was its first denoising step.
     assert all(w.shape[0] == 1 and int((w == model.ids.mask).sum()) < chosen for w in decoding)
     assert result.steps == len(spy.windows) <= options.steps
+
+
+def test_length_search_decodes_the_best_lengths_and_keeps_the_likeliest_canvas(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = Spy(model, monkeypatch)
+    options = DecodeOptions(steps=4, max_span_tokens=10, context_tokens=128, lengths_decoded=3)
+    [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
+    ranking, probe = spy.windows[0], spy.windows[-1]
+    mask, filler = model.ids.mask, model.ids.filler
+    positions = torch.nonzero(ranking[-1] == mask).flatten()
+    banned = [*engine._banned(False), filler]
+    with torch.no_grad():
+        scores = length_scores(
+            model.logits(ranking, positions), ranking[:, positions] == mask, banned
+        )
+    best = (ranking == mask).sum(dim=1)[scores.argsort(descending=True)[:3]].tolist()
+    assert spy.windows[1].shape[0] == 3  # the three best-ranked lengths, decoded together
+    # The last pass probes the three finished canvases, four rows each, masks only in the span.
+    assert probe.shape[0] == 12 and not bool((probe[:, : int(positions[0])] == mask).any())
+    groups = probe.view(3, 4, -1)  # each span column is masked in exactly one row of its group
+    finished = torch.where(groups[:, 0] == mask, groups[:, 1], groups[:, 0])  # (3, T)
+    assert [int((row[positions] != filler).sum()) for row in finished] == best
+    with torch.no_grad():
+        likelihood = probe_logprobs(model.logits, finished, positions, mask_id=mask).sum(dim=1)
+    winner = finished[int(likelihood.argmax()), positions].tolist()
+    assert result.text == model.decode([t for t in winner if t != filler])
+    assert result.score == pytest.approx(float(likelihood.max()), abs=1e-4)
 
 
 def test_the_fillers_rule_decodes_one_oversized_canvas(

@@ -296,6 +296,20 @@ def test_probe_reads_each_token_with_it_masked() -> None:
     assert masked_per_column[0] == 0  # never outside the region
 
 
+def test_probe_scores_a_batch_in_one_pass_as_it_scores_each_sequence() -> None:
+    model = ProbeModel()
+    first = torch.tensor([TEXT[0], TEXT[1], TEXT[0], TEXT[2], TEXT[0], TEXT[3], TEXT[4]])
+    second = torch.tensor([TEXT[4], TEXT[0], TEXT[0], TEXT[0], TEXT[3], TEXT[0], TEXT[1]])
+    positions = torch.tensor([1, 2, 3, 4, 5])
+    both = probe_logprobs(model, torch.stack([first, second]), positions, mask_id=MASK, stride=2)
+    assert len(model.batches) == 1 and model.batches[0].shape == (4, 7)
+    alone = [
+        probe_logprobs(model, row, positions, mask_id=MASK, stride=2) for row in (first, second)
+    ]
+    assert both.shape == (2, 5) and torch.allclose(both, torch.stack(alone))
+    assert not torch.allclose(both[0], both[1])  # each row is scored on its own tokens
+
+
 @pytest.mark.parametrize(
     "bad",
     [

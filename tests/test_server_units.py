@@ -122,3 +122,10 @@ def test_length_setting_reaches_the_decode_options():
         settings.length is None
         and "infill.length must be one of 'search', 'fillers'" in problems[0]
     )
+
+
+def test_lengths_decoded_setting_reaches_the_decode_options():
+    settings, problems = parse_settings({"lengthsDecoded": 1})
+    assert settings.decode_overrides() == {"lengths_decoded": 1} and not problems
+    settings, problems = parse_settings({"lengthsDecoded": 0})
+    assert settings.lengths_decoded is None and "infill.lengthsDecoded" in problems[0]

@@ -11,6 +11,7 @@ import logging
 import random
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from infill_lsp.errors import InfillError
@@ -184,6 +185,8 @@ def _eval(args: argparse.Namespace) -> None:
         raise UsageError("give --corpus DIR or --repo PATH")
     heldout = load_corpus(corpus_dir)["heldout"]
     config = EvalConfig(spans=args.spans, seed=args.seed, steps=args.steps, length=args.length)
+    if args.lengths_decoded is not None:
+        config = replace(config, lengths_decoded=args.lengths_decoded)
     report = evaluate(model, heldout["text"], heldout["language"], config)
     print(format_report(report))
     if args.json:
@@ -297,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LENGTH_RULES,
         default="search",
         help="how an unknown span length is found (the server's default: search)",
+    )
+    evaluate.add_argument(
+        "--lengths-decoded",
+        type=int,
+        help="searching: the best-ranked lengths decoded in full and compared (the engine's "
+        "default: 3)",
     )
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", help="also write the report here")

@@ -38,6 +38,7 @@ class EvalConfig:
     context: int = 256
     oracle: bool = True
     length: str = "search"  # the engine's length rule for unknown lengths: "search" | "fillers"
+    lengths_decoded: int = DecodeOptions.lengths_decoded  # searching: lengths decoded and compared
     mask_ratios: tuple[float, ...] = (0.15, 0.5, 0.9)
     accuracy_windows: int = 64
 
@@ -156,7 +157,11 @@ def evaluate(
     """The full quality report of `model` on held-out `texts`."""
     started = time.monotonic()
     base = DecodeOptions(
-        steps=config.steps, context_tokens=config.context, seed=config.seed, length=config.length
+        steps=config.steps,
+        context_tokens=config.context,
+        seed=config.seed,
+        length=config.length,
+        lengths_decoded=config.lengths_decoded,
     )
     engine = Engine(model, base)
     report: dict[str, Any] = {
