@@ -24,6 +24,7 @@ local M = {}
 ---@field confidence? "maxprob"|"margin"|"entropy"
 ---@field remask? boolean Re-mask low-confidence tokens while denoising.
 ---@field length? "search"|"fillers" How a completion's length is chosen (search: rank every length).
+---@field lengths_decoded? integer Searching: how many best-ranked lengths are written and compared.
 ---@field max_span_tokens? integer
 ---@field context_tokens? integer
 ---@field hole_marker? string Marker that `:InfillFillHoles` fills, e.g. "<mask>".
@@ -146,8 +147,8 @@ end
 --- The server settings the plugin knows (others are passed through as given).
 M.setting_names = {
   'model_path', 'device', 'threads', 'steps', 'threshold', 'temperature', 'confidence', 'remask',
-  'length', 'max_span_tokens', 'context_tokens', 'hole_marker', 'debounce_ms', 'languages', 'hints',
-  'candidates',
+  'length', 'lengths_decoded', 'max_span_tokens', 'context_tokens', 'hole_marker', 'debounce_ms',
+  'languages', 'hints', 'candidates',
 }
 
 --- Server settings as the camelCase object the server reads (`{}` on the wire when empty).
