@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument(
         "--lengths-decoded",
         type=int,
-        help="searching: the best-ranked lengths decoded in full and compared (default: 3)",
+        help="searching: the best-ranked lengths decoded in full and compared (default: 1)",
     )
     fill.add_argument("--json", action="store_true", help="print the result as JSON")
     fill.add_argument(

@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lengths-decoded",
         type=int,
         help="searching: the best-ranked lengths decoded in full and compared (the engine's "
-        "default: 3)",
+        "default: 1)",
     )
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", help="also write the report here")
