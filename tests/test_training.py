@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -17,7 +18,13 @@ from training.corpus import CorpusError, CorpusReport, build_corpus, collect, is
 from training.objective import Examples, ObjectiveConfig, collate, masked_loss, token_ids
 from training.sizes import build_network
 from training.tokenizer import train_tokenizer
-from training.train import TrainConfig, TrainingError, checkpoint_dir, train
+from training.train import (
+    TrainConfig,
+    TrainingError,
+    checkpoint_dir,
+    mixed_precision,
+    train,
+)
 
 CODE = '''\
 import os
@@ -334,6 +341,32 @@ def test_training_lowers_loss_writes_a_loadable_model_and_resumes(tmp_path, toke
     assert resumed.cpu_seconds > state.cpu_seconds and resumed.cpu_counted_from == 0
 
 
+def test_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch) -> None:
+    import training.train as loop
+
+    assert mixed_precision("fp32") == "no" and mixed_precision("bf16") == "bf16"
+    monkeypatch.setattr(loop, "native_bf16", lambda: False)
+    assert mixed_precision("auto") == "no"
+    monkeypatch.setattr(loop, "native_bf16", lambda: True)
+    assert mixed_precision("auto") == "bf16"
+    with pytest.raises(TrainingError, match="precision must be"):
+        mixed_precision("fp8")
+
+
+def test_bf16_and_fp32_steps_agree(tokenizer) -> None:
+    """bf16 matrix products change the loss only in its rounding, so switching is safe."""
+    network = build_network("test", tokenizer, max_positions=256)
+    ids = token_ids(tokenizer)
+    examples = Examples([CODE] * 4, ["python"] * 4, tokenizer, ObjectiveConfig(context=96))
+    batch = collate([examples[i] for i in range(8)], ids, tokenizer.get_vocab_size(),
+                    torch.Generator().manual_seed(0))  # fmt: skip
+    full = masked_loss(network, batch, ids.mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = masked_loss(network, batch, ids.mask)
+    half, full = float(half.detach()), float(full.detach())
+    assert math.isfinite(half) and abs(half - full) < 0.05 * full
+
+
 def test_resume_from_a_corrupt_checkpoint_says_so(tmp_path, tokenizer) -> None:
     out = tmp_path / "model"
     where = checkpoint_dir(out)
@@ -382,12 +415,26 @@ def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
     report = run_cli("eval", "--model", str(model), "--repo", str(repo), "--spans", "2")
     assert report.returncode == 0, report.stderr
     assert "masked-token accuracy" in report.stdout and "line" in report.stdout
+    assert "correct start" in report.stdout
+    lines_only = run_cli("eval", "--model", str(model), "--repo", str(repo), "--spans", "2",
+                         "--kinds", "line", "--no-accuracy", "--json",
+                         str(tmp_path / "r.json"))  # fmt: skip
+    assert lines_only.returncode == 0, lines_only.stderr
+    measured = json.loads((tmp_path / "r.json").read_text())
+    assert "line" in measured and "lines" not in measured and "node" not in measured
+    assert "masked_accuracy" not in measured and 0 <= measured["line"]["starts"] <= 1
     tuned = run_cli("finetune", "--repo", str(repo), "--base", str(model), "--out",
                     str(tmp_path / "tuned"), "--max-tokens", "4000", "--batch", "8", "--context",
                     "96", "--eval-spans", "3", "--quiet")  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr
     assert "before:" in tuned.stdout and "after:" in tuned.stdout
     assert load_model(tmp_path / "tuned").metadata["finetuned_from"] == str(model)
+
+
+def test_eval_command_offers_every_span_kind() -> None:
+    from training import cli, evaluate
+
+    assert cli.SPAN_KINDS == evaluate.KINDS
 
 
 @pytest.mark.parametrize(

@@ -30,16 +30,17 @@ def evaluation_table(report: dict[str, Any]) -> list[str]:
         cells = ", ".join(f"t = {ratio}: {_percent(value)}" for ratio, value in accuracy.items())
         lines += [f"Masked-token accuracy (one forward pass, argmax): {cells}.", ""]
     lines += [
-        "| span | spans | exact | whitespace-normalized | oracle length: exact | "
+        "| span | spans | exact | whitespace-normalized | correct start | oracle length: exact | "
         "oracle: normalized | forward passes / token |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, name in KIND_NAMES.items():
         if kind in report:
             s = report[kind]
             lines.append(
                 f"| {name} | {s['spans']} | {_percent(s['exact'])} | {_percent(s['normalized'])} "
-                f"| {_percent(s.get('oracle_exact'))} | {_percent(s.get('oracle_normalized'))} "
+                f"| {_percent(s.get('starts'))} | {_percent(s.get('oracle_exact'))} "
+                f"| {_percent(s.get('oracle_normalized'))} "
                 f"| {s['forward_passes_per_token']} |"
             )
     config = report.get("config", {})

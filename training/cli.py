@@ -17,6 +17,8 @@ from pathlib import Path
 from infill_lsp.errors import InfillError
 from infill_lsp.options import LENGTH_RULES
 
+SPAN_KINDS = ("line", "lines", "node")  # training.evaluate.KINDS, without importing torch here
+
 log = logging.getLogger("infill-train")
 
 
@@ -75,6 +77,7 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
         min_lr_ratio=args.min_lr_ratio,
         checkpoint_minutes=args.checkpoint_minutes,
         seed=args.seed,
+        precision=args.precision,
         objective=ObjectiveConfig(
             context=args.context,
             corruption=args.corruption,
@@ -184,7 +187,14 @@ def _eval(args: argparse.Namespace) -> None:
     else:
         raise UsageError("give --corpus DIR or --repo PATH")
     heldout = load_corpus(corpus_dir)["heldout"]
-    config = EvalConfig(spans=args.spans, seed=args.seed, steps=args.steps, length=args.length)
+    config = EvalConfig(
+        spans=args.spans,
+        kinds=tuple(args.kinds),
+        seed=args.seed,
+        steps=args.steps,
+        length=args.length,
+        accuracy_windows=0 if args.no_accuracy else EvalConfig.accuracy_windows,
+    )
     if args.lengths_decoded is not None:
         config = replace(config, lengths_decoded=args.lengths_decoded)
     report = evaluate(model, heldout["text"], heldout["language"], config)
@@ -246,6 +256,12 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
         help="share of infill windows whose fillers stay visible (the length is told)",
     )
     sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="matrix products in bf16 (auto: where the hardware does bf16 natively)",
+    )
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -294,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--corpus")
     evaluate.add_argument("--repo")
     evaluate.add_argument("--spans", type=int, default=300, help="spans per kind")
+    evaluate.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=SPAN_KINDS,
+        default=list(SPAN_KINDS),
+        help="span kinds to measure",
+    )
+    evaluate.add_argument(
+        "--no-accuracy", action="store_true", help="skip masked-token accuracy (infill only)"
+    )
     evaluate.add_argument("--steps", type=int, default=16)
     evaluate.add_argument(
         "--length",

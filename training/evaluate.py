@@ -3,8 +3,11 @@
 Reports masked-token accuracy at fixed mask ratios, and infill exact match for single lines,
 multi-line spans of 2-8 lines and syntax-node spans, each with the span length unknown to the
 model (decoded by the engine's length rule, as the server does) and with the oracle length (a
-canvas of exactly the right size, fillers forbidden). Spans are drawn by character offsets from
-a fixed seed, so two models (even with different tokenizers) are compared on the same work.
+canvas of exactly the right size, fillers forbidden), and how often the unknown-length answer is
+a correct start: non-empty and the beginning of the true text, which a person accepting ghost
+text word by word can use even when it is not the whole span. Spans are drawn by character
+offsets from a fixed seed, so two models (even with different tokenizers) are compared on the
+same work.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ class Span:
 def normalize(text: str) -> str:
     """Whitespace-normalized form for the lenient exact match."""
     return re.sub(r"\s+", " ", text).strip()
+
+
+def correct_start(guess: str, target: str) -> bool:
+    """Whether `guess` is a non-empty beginning of `target` (whitespace at its end aside)."""
+    guess = guess.rstrip()
+    return bool(guess) and target.startswith(guess)
 
 
 def sample_spans(
@@ -164,12 +173,11 @@ def evaluate(
         lengths_decoded=config.lengths_decoded,
     )
     engine = Engine(model, base)
-    report: dict[str, Any] = {
-        "config": asdict(config),
-        "masked_accuracy": masked_accuracy(
+    report: dict[str, Any] = {"config": asdict(config)}
+    if config.accuracy_windows:
+        report["masked_accuracy"] = masked_accuracy(
             model, texts, config.mask_ratios, config.accuracy_windows, config.context, config.seed
-        ),
-    }
+        )
     for kind in config.kinds:
         spans = sample_spans(texts, languages, kind, config.spans, config.seed)
         # Rare spans of dense non-ASCII text outgrow the canvas: no model could fill them.
@@ -183,7 +191,7 @@ def _infill_scores(
     engine: Engine, spans: list[Span], kind: str, base: DecodeOptions, oracle: bool
 ) -> dict[str, Any]:
     single = kind == "line"
-    totals = {"exact": 0, "normalized": 0, "oracle_exact": 0, "oracle_normalized": 0}
+    totals = {"exact": 0, "normalized": 0, "starts": 0, "oracle_exact": 0, "oracle_normalized": 0}
     passes = tokens = 0
     for span in spans:
         [guess] = engine.infill(
@@ -195,6 +203,7 @@ def _infill_scores(
         )
         totals["exact"] += guess.text == span.target
         totals["normalized"] += normalize(guess.text) == normalize(span.target)
+        totals["starts"] += correct_start(guess.text, span.target)
         passes += guess.steps
         tokens += max(1, len(guess.confidences))
         if oracle:
@@ -232,6 +241,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"{kind:6s} ({s['spans']} spans) exact {100 * s['exact']:.1f}%, "
             f"normalized {100 * s['normalized']:.1f}%"
         )
+        if "starts" in s:
+            line += f", correct start {100 * s['starts']:.1f}%"
         if "oracle_exact" in s:
             line += (
                 f"; oracle length: exact {100 * s['oracle_exact']:.1f}%, "
