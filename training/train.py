@@ -3,7 +3,7 @@
 Runs on `accelerate`, so the same code trains on one CPU, one GPU or many machines
 (`accelerate launch -m training.cli train ...`). Matrix products run in bf16 (weights and
 optimizer stay float32) wherever the hardware does bf16 natively: on a CPU with AVX-512 BF16 or
-AMX that is 1.4 times the tokens per second of float32 at the same loss. The learning rate
+AMX that is 1.3 times the tokens per second of float32 at the same loss. The learning rate
 follows the tokens seen (linear warm-up, cosine decay), so a run resumed any number of times
 follows one schedule.
 A checkpoint (weights, optimizer, step, data position, network config, tokenizer) is written
