@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from training.train import native_bf16
+
 HEADINGS = (
     "## 1. Latency through the server (stdio)",
     "## 2. Diffusion against the autoregressive baseline",
@@ -102,7 +104,9 @@ def test_training_efficiency_against_matmul(results: dict[str, Any]) -> None:
     throughput = results["throughput"]
     assert throughput["matmul_flops"] > 1e8
     names = [row["name"] for row in throughput["rows"]]
-    assert names == ["diffusion test", "autoregressive test"]
+    precisions = ["fp32", "bf16"] if native_bf16() else ["fp32"]
+    expected = [f"{loop} test, {p}" for loop in ("diffusion", "autoregressive") for p in precisions]
+    assert names == expected
     for row in throughput["rows"]:
         assert finite_positive(row["tokens_per_s"]) and finite_positive(row["flops_per_token"])
         assert 0.0 < row["share_of_matmul"] < 2.0

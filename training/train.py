@@ -227,7 +227,11 @@ def train(
     from accelerate import Accelerator
 
     hf_logging.disable_progress_bar()
-    accelerator = Accelerator(mixed_precision=mixed_precision(config.precision))
+    precision = mixed_precision(config.precision)
+    # accelerate fixes its precision once per process; on the CPU the loop casts by itself, so
+    # runs of either precision can share a process (the training benchmark measures both).
+    on_gpu = torch.cuda.is_available()
+    accelerator = Accelerator(mixed_precision=precision if on_gpu else "no")
     ids = token_ids(tokenizer)
     examples = objective.examples(texts, languages, tokenizer, config.objective, config.seed)
     optimizer = torch.optim.AdamW(
@@ -283,7 +287,11 @@ def train(
             lr = learning_rate(config, state.tokens)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with accelerator.autocast():
+            with (
+                accelerator.autocast()
+                if on_gpu
+                else torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+            ):
                 loss = objective.loss(accelerator.unwrap_model(network), batch, ids.mask)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(network.parameters(), config.clip)
