@@ -22,8 +22,8 @@ from training.train import (
     TrainConfig,
     TrainingError,
     checkpoint_dir,
-    mixed_precision,
     train,
+    uses_bf16,
 )
 
 CODE = '''\
@@ -344,13 +344,26 @@ def test_training_lowers_loss_writes_a_loadable_model_and_resumes(tmp_path, toke
 def test_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch) -> None:
     import training.train as loop
 
-    assert mixed_precision("fp32") == "no" and mixed_precision("bf16") == "bf16"
+    assert not uses_bf16("fp32") and uses_bf16("bf16")
     monkeypatch.setattr(loop, "native_bf16", lambda: False)
-    assert mixed_precision("auto") == "no"
+    assert not uses_bf16("auto")
     monkeypatch.setattr(loop, "native_bf16", lambda: True)
-    assert mixed_precision("auto") == "bf16"
+    assert uses_bf16("auto")
     with pytest.raises(TrainingError, match="precision must be"):
-        mixed_precision("fp8")
+        uses_bf16("fp8")
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)]
+)
+def test_the_loop_multiplies_in_the_precision_asked(tmp_path, tokenizer, precision, dtype) -> None:
+    network = build_network("test", tokenizer, max_positions=256)
+    seen: set[torch.dtype] = set()
+    linear = next(m for m in network.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, args, output: seen.add(output.dtype))
+    config = tiny_config(max_tokens=300, precision=precision)
+    train(network, tokenizer, [CODE], ["python"], config, tmp_path / "m", progress=False)
+    assert seen == {dtype}, "every training step ran in the precision asked"
 
 
 def test_bf16_and_fp32_steps_agree(tokenizer) -> None:
@@ -429,6 +442,17 @@ def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
     assert tuned.returncode == 0, tuned.stderr
     assert "before:" in tuned.stdout and "after:" in tuned.stdout
     assert load_model(tmp_path / "tuned").metadata["finetuned_from"] == str(model)
+
+
+@pytest.mark.parametrize(
+    ("guess", "target", "right"),
+    [("return", "return x", True), ("return x ", "return x", True), ("x", "return x", False),
+     ("", "return x", False), ("  ", "  x", False), ("return x + 1", "return x", False)],
+)  # fmt: skip
+def test_a_correct_start_is_a_non_empty_beginning(guess: str, target: str, right: bool) -> None:
+    from training.evaluate import correct_start
+
+    assert correct_start(guess, target) is right
 
 
 def test_eval_command_offers_every_span_kind() -> None:

@@ -121,13 +121,11 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def mixed_precision(precision: str) -> str:
-    """accelerate's mixed_precision for a TrainConfig.precision."""
+def uses_bf16(precision: str) -> bool:
+    """Whether a run of TrainConfig.precision multiplies in bf16."""
     if precision not in ("auto", "bf16", "fp32"):
         raise TrainingError(f"precision must be auto, bf16 or fp32, not {precision!r}")
-    if precision == "auto":
-        return "bf16" if native_bf16() else "no"
-    return "bf16" if precision == "bf16" else "no"
+    return precision == "bf16" or (precision == "auto" and native_bf16())
 
 
 def learning_rate(config: TrainConfig, tokens: int) -> float:
@@ -227,11 +225,10 @@ def train(
     from accelerate import Accelerator
 
     hf_logging.disable_progress_bar()
-    precision = mixed_precision(config.precision)
-    # accelerate fixes its precision once per process; on the CPU the loop casts by itself, so
-    # runs of either precision can share a process (the training benchmark measures both).
-    on_gpu = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=precision if on_gpu else "no")
+    # The loop casts by itself rather than through accelerate's mixed_precision, which is fixed
+    # once per process: runs of either precision can share one (the training benchmark does).
+    bf16 = uses_bf16(config.precision)
+    accelerator = Accelerator()
     ids = token_ids(tokenizer)
     examples = objective.examples(texts, languages, tokenizer, config.objective, config.seed)
     optimizer = torch.optim.AdamW(
@@ -287,11 +284,7 @@ def train(
             lr = learning_rate(config, state.tokens)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with (
-                accelerator.autocast()
-                if on_gpu
-                else torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-            ):
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = objective.loss(accelerator.unwrap_model(network), batch, ids.mask)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(network.parameters(), config.clip)
