@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TypeVar
 
 import torch
 
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel
+from infill_lsp.options import DECODE_DEFAULTS, LENGTH_RULES, DecodeOptions
 from infill_lsp.sampler import Denoised, Sampling, denoise, length_scores, probe_logprobs
 from infill_lsp.window import CHARS_PER_TOKEN, Window, build_window, clip_context
 
@@ -30,65 +31,31 @@ EXTRA_CANDIDATE_TEMPERATURE = 0.8  # for candidates beyond the first when decodi
 MAX_CANDIDATES = 32
 PROBE_STRIDE = 4
 MASK_GLYPH = "░"  # how a still-masked token shows in a progress canvas
-LENGTH_RULES = ("search", "fillers")
 EVERY_LENGTH_UP_TO = 24  # lengths tried one by one; beyond, each about 10 % longer than the last
 
 
-@dataclass(frozen=True)
-class DecodeOptions:
-    """Sampler and window settings for one call (see `sampler.Sampling` for the maths)."""
+def sampling_of(options: DecodeOptions) -> Sampling:
+    """The sampler's view of decode options (the one place they are copied); InputError if a
+    value is unusable."""
+    sampling = Sampling(**{item.name: getattr(options, item.name) for item in _SAMPLING_FIELDS})
+    try:
+        sampling.check()
+    except ValueError as error:
+        raise InputError(f"bad decode option: {error}") from error
+    if options.context_tokens < 8:
+        raise InputError(f"context_tokens must be at least 8, got {options.context_tokens}")
+    if options.max_span_tokens < 1:
+        raise InputError(f"max_span_tokens must be at least 1, got {options.max_span_tokens}")
+    if options.length not in LENGTH_RULES:
+        raise InputError(f"unknown length rule {options.length!r}: expected one of {LENGTH_RULES}")
+    if not 1 <= options.lengths_decoded <= MAX_CANDIDATES:
+        limit = f"between 1 and {MAX_CANDIDATES}"
+        raise InputError(f"lengths_decoded must be {limit}, got {options.lengths_decoded}")
+    return sampling
 
-    steps: int = 16  # hard budget of denoising steps (forward passes) per call
-    threshold: float = 0.9  # commit every masked position whose confidence is above this
-    schedule: str = "threshold"  # "threshold" | "linear" | "cosine"
-    confidence: str = "maxprob"  # "maxprob" | "margin" | "entropy"
-    temperature: float = 0.0
-    top_p: float = 1.0
-    filler_penalty: float = 0.0
-    remask: bool = False
-    remask_count: int = 2
-    remask_floor: float = 0.5
-    context_tokens: int = 256
-    max_span_tokens: int = 48
-    seed: int | None = 0
-    # How a span of unknown length gets its length: "search" ranks every candidate length in one
-    # batched pass and decodes the best; "fillers" decodes an oversized canvas and lets filler
-    # tokens take up the slack (one row, but the model must place the span's end itself).
-    length: str = "search"
-    # Searching, the best-ranked lengths decoded in full, then compared by how likely the model
-    # finds each finished canvas (text and fillers alike). Measured on 396 held-out lines with
-    # the v4 model, 3 instead of 1 made 56 lines exact instead of 51 but gave a correct start on
-    # 97 instead of 113, at 1.6 times the time: a choice for the user, not the default.
-    lengths_decoded: int = 1
 
-    def sampling(self) -> Sampling:
-        """The sampler's view of these options; InputError if a value is unusable."""
-        sampling = Sampling(
-            steps=self.steps,
-            schedule=self.schedule,
-            threshold=self.threshold,
-            confidence=self.confidence,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            filler_penalty=self.filler_penalty,
-            remask=self.remask,
-            remask_count=self.remask_count,
-            remask_floor=self.remask_floor,
-        )
-        try:
-            sampling.check()
-        except ValueError as error:
-            raise InputError(f"bad decode option: {error}") from error
-        if self.context_tokens < 8:
-            raise InputError(f"context_tokens must be at least 8, got {self.context_tokens}")
-        if self.max_span_tokens < 1:
-            raise InputError(f"max_span_tokens must be at least 1, got {self.max_span_tokens}")
-        if self.length not in LENGTH_RULES:
-            raise InputError(f"unknown length rule {self.length!r}: expected one of {LENGTH_RULES}")
-        if not 1 <= self.lengths_decoded <= MAX_CANDIDATES:
-            limit = f"between 1 and {MAX_CANDIDATES}"
-            raise InputError(f"lengths_decoded must be {limit}, got {self.lengths_decoded}")
-        return sampling
+# The Sampling fields DecodeOptions sets (remask_window keeps the sampler's own default).
+_SAMPLING_FIELDS = [item for item in fields(Sampling) if hasattr(DECODE_DEFAULTS, item.name)]
 
 
 @dataclass(frozen=True)
@@ -159,7 +126,7 @@ def length_hypotheses(size: int, shortest: int = 1) -> list[int]:
 class Engine:
     """Text-level calls on one loaded model."""
 
-    def __init__(self, model: InfillModel, options: DecodeOptions = DecodeOptions()) -> None:
+    def __init__(self, model: InfillModel, options: DecodeOptions = DECODE_DEFAULTS) -> None:
         self.model = model
         self.options = options
         # User text may contain "<s>" or "<mask>" (HTML, docs): encode it as text, never as a
@@ -283,7 +250,7 @@ class Engine:
         """Mask the region's tokens the model finds unlikely (log-prob below threshold) and
         decode only those; the region comes back unchanged with steps=0 if none is unlikely."""
         options = options or self.options
-        sampling = options.sampling()
+        sampling = sampling_of(options)
         limit = DEFAULT_REVISE_THRESHOLD if threshold is None else threshold
         window, _, logprobs = self._probe(prefix, region, suffix, options)
         likely = [math.exp(v) for v in logprobs.tolist()]
@@ -470,7 +437,7 @@ class Engine:
         thought makes a filler unlikely) as well as the text. With "fillers" one oversized
         canvas is decoded and fillers end the span.
         """
-        sampling = options.sampling()
+        sampling = sampling_of(options)
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise InputError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
         mask, filler = self.model.ids.mask, self.model.ids.filler
@@ -549,7 +516,7 @@ class Engine:
         middle = pieces[1:-1]
         if sum(len(p) for p in middle) > context * CHARS_PER_TOKEN:
             return None
-        sampling = options.sampling()
+        sampling = sampling_of(options)
         mask = self.model.ids.mask
         canvas = [mask] * options.max_span_tokens
         span_ids = list(canvas)

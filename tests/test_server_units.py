@@ -107,12 +107,6 @@ def test_changed_span_is_minimal_and_exact(old: str, new: str):
     assert old[start - 1 : start + 1] != "\r\n" and old[end - 1 : end + 1] != "\r\n"
 
 
-def test_length_rules_agree_between_settings_and_engine():
-    from infill_lsp import engine, options
-
-    assert options.LENGTH_RULES == engine.LENGTH_RULES
-
-
 def test_length_setting_reaches_the_decode_options():
     settings, problems = parse_settings({"length": "fillers"})
     assert settings.length == "fillers" and not problems
@@ -129,3 +123,46 @@ def test_lengths_decoded_setting_reaches_the_decode_options():
     assert settings.decode_overrides() == {"lengths_decoded": 1} and not problems
     settings, problems = parse_settings({"lengthsDecoded": 0})
     assert settings.lengths_decoded is None and "infill.lengthsDecoded" in problems[0]
+
+
+def test_settings_schema_names_every_setting_with_its_default_and_bounds():
+    from infill_lsp.options import DECODE_DEFAULTS, settings_schema
+
+    schema = settings_schema()
+    assert schema["threshold"] == {
+        "type": "number",
+        "default": DECODE_DEFAULTS.threshold,
+        "description": schema["threshold"]["description"],
+        "minimum": 0.0,
+        "maximum": 1.0,
+    }
+    assert schema["steps"]["default"] == 16 and schema["steps"]["type"] == "integer"
+    assert schema["length"]["enum"] == ["search", "fillers"]
+    assert schema["debounceMs"]["default"] == Settings().debounce_ms
+    assert schema["languages"] == {**schema["languages"], "type": "array", "default": []}
+    # every key the schema names is accepted by the parser, and nothing else is
+    assert not parse_settings({key: None for key in schema})[1]
+    assert parse_settings({"noSuchSetting": 1})[1]
+    for key, entry in schema.items():
+        assert entry["description"], key
+        if "minimum" in entry:  # the bounds are the parser's bounds
+            assert parse_settings({key: entry["minimum"]})[1] == [], key
+            below = entry["minimum"] - 1
+            assert parse_settings({key: below})[1], key
+
+
+def test_schema_module_prints_json_without_torch():
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runpy; sys.argv = ['x', '--schema'];"
+        "\ntry: runpy.run_module('infill_lsp.options', run_name='__main__')"
+        "\nexcept SystemExit: pass"
+        "\nassert 'torch' not in sys.modules, 'options imported torch'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from infill_lsp.options import settings_schema
+
+    assert json.loads(done.stdout) == settings_schema()
