@@ -75,10 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Unservable(argparse.Action):
+    """A transport flag editors' clients send that this server cannot serve: one line, exit 2."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.exit(
+            USAGE_ERROR,
+            f"infill-lsp: {self.option_strings[0]} is not supported: the server speaks LSP "
+            "on stdio (the default, or --stdio) or TCP (--tcp HOST:PORT)\n",
+        )
+
+
 def add_server_arguments(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    """--tcp, --log-file and --log-level, accepted before or after `serve`."""
+    """--tcp, --log-file and --log-level, accepted before or after `serve`, and the transport
+    flags LSP clients append (vscode-languageclient adds --stdio to the command it runs)."""
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--tcp", metavar="HOST:PORT", default=default, help="serve on TCP")
+    hidden = argparse.SUPPRESS  # sent by clients, left out of --help and of the namespace
+    parser.add_argument("--stdio", action="store_true", default=hidden, help=hidden)
+    parser.add_argument("--clientProcessId", default=hidden, help=hidden)
+    parser.add_argument("--node-ipc", action=_Unservable, nargs=0, help=hidden)
+    parser.add_argument("--socket", action=_Unservable, help=hidden)
+    parser.add_argument("--pipe", action=_Unservable, help=hidden)
     parser.add_argument("--log-file", metavar="FILE", default=default, help="log to this file")
     parser.add_argument(
         "--log-level",
