@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from infill_lsp import __version__
 from infill_lsp.errors import InfillError, InputError, ModelError
 from infill_lsp.options import LENGTH_RULES
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A language server that fills, rewrites and revises code with a "
         "masked-diffusion model. Without a subcommand it serves LSP on stdio.",
     )
+    parser.add_argument("--version", action="version", version=f"infill-lsp {__version__}")
     add_server_arguments(parser)
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the language server (the default)")

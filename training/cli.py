@@ -342,8 +342,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The modules of pyproject's `train` extra. Without them every command stops in one line that
+# names the install: the server's plain install leaves them out (about 270 MB, pyarrow and pandas).
+TRAIN_EXTRA_MODULES = ("pathspec", "datasets", "accelerate", "tqdm")
+
+
+def missing_train_extras() -> list[str]:
+    """The `train` extra's modules this Python cannot import."""
+    from importlib.util import find_spec
+
+    missing = []
+    for name in TRAIN_EXTRA_MODULES:
+        try:
+            found = find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or blocked install
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def train_extras_install() -> str:
+    """The pip command that adds the `train` extra to this very installation."""
+    import shlex
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    python, requirement = shlex.quote(sys.executable), "infill-lsp[train]"
+    try:
+        url = json.loads(metadata.distribution("infill-lsp").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        url = {}
+    editable = url.get("dir_info", {}).get("editable", False)
+    if editable and url.get("url", "").startswith("file://"):  # pip install -e CHECKOUT
+        checkout = unquote(urlparse(url["url"]).path)
+        return f"{python} -m pip install -e {shlex.quote(checkout + '[train]')}"
+    return f"{python} -m pip install {shlex.quote(requirement)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_train_extras()
+    if missing:
+        print(
+            f"infill-train: the training extras are not installed (missing: {', '.join(missing)});"
+            f" install them with: {train_extras_install()}",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
     try:
         args.run(args)
