@@ -26,10 +26,6 @@ class Window:
     span_start: int  # index of the first span position
     span_end: int  # index one past the last span position
 
-    @property
-    def span_length(self) -> int:
-        return self.span_end - self.span_start
-
 
 def clip_context(prefix: str, suffix: str, budget: int) -> tuple[str, str, bool, bool]:
     """Cut prefix and suffix text to what `budget` tokens could possibly hold.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from training.train import native_bf16
+from infill_train.train import native_bf16
 
 HEADINGS = (
     "## 1. Latency through the server (stdio)",

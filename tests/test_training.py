@@ -14,11 +14,11 @@ import torch
 
 from infill_lsp.model import load_model
 from infill_lsp.schedule import EPS
-from training.corpus import CorpusError, CorpusReport, build_corpus, collect, is_heldout
-from training.objective import Examples, ObjectiveConfig, collate, masked_loss, token_ids
-from training.sizes import build_network
-from training.tokenizer import train_tokenizer
-from training.train import (
+from infill_train.corpus import CorpusError, CorpusReport, build_corpus, collect, is_heldout
+from infill_train.objective import Examples, ObjectiveConfig, collate, masked_loss
+from infill_train.sizes import build_network
+from infill_train.tokenizer import token_ids, train_tokenizer
+from infill_train.train import (
     TrainConfig,
     TrainingError,
     checkpoint_dir,
@@ -58,7 +58,7 @@ def make_repo(root: Path, files: int = 30) -> Path:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "training.cli", *args],
+        [sys.executable, "-m", "infill_train.cli", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -140,6 +140,59 @@ def test_corpus_refuses_empty_or_missing_trees(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="does not exist"):
         collect([tmp_path / "missing"])
     assert CorpusReport().summary().endswith("skipped: nothing")
+
+
+def test_corpus_sources_are_named_without_this_machines_paths(tmp_path, monkeypatch) -> None:
+    import sysconfig
+
+    from infill_train.corpus import corpus_sources, describe_source
+
+    assert describe_source(Path(torch.__file__).parent) == (
+        f"torch {torch.__version__} (installed package)"
+    )
+    python = "Python {}.{}.{} standard library".format(*sys.version_info[:3])
+    assert describe_source(Path(sysconfig.get_paths()["stdlib"])) == python
+    monkeypatch.chdir(tmp_path)
+    nested = make_repo(tmp_path / "runs" / "sources", files=2)
+    outside = make_repo(tmp_path.parent / f"{tmp_path.name}-elsewhere", files=2)
+    build_corpus([nested, outside], tmp_path / "corpus")
+    assert corpus_sources(tmp_path / "corpus") == ["runs/sources", outside.name]
+
+
+def test_the_shipped_model_names_no_build_machine_path() -> None:
+    from infill_lsp.model import DEFAULT_MODEL_DIR
+
+    def strings(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    metadata = json.loads((DEFAULT_MODEL_DIR / "infill.json").read_text())
+    card = (DEFAULT_MODEL_DIR / "README.md").read_text()
+    for text in [*strings(metadata), card]:
+        for machine_path in ("/work/", "/root/", "/home/", "/tmp/", "site-packages"):
+            assert machine_path not in text, f"{machine_path} in {text[:80]!r}"
+
+
+def test_every_package_folder_ships_and_training_installs_as_infill_train() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    setup = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setup["package-dir"] == {"infill_train": "training"}
+    folders = {"infill_lsp": "infill_lsp", "training": "infill_train"}
+    found = {
+        ".".join([folders[folder], *path.relative_to(root / folder).parts])
+        for folder in folders
+        for path in [root / folder, *(root / folder).rglob("*")]
+        if path.is_dir() and "__pycache__" not in path.parts
+    }
+    assert found == set(setup["packages"]), "pyproject.toml lists every package, no other"
 
 
 # ----- tokenizer ---------------------------------------------------------------------------
@@ -252,7 +305,7 @@ def test_span_end_and_filler_run_weigh_one_unit_each(tokenizer) -> None:
     ids = token_ids(tokenizer)
     span = list(range(2, 12))  # 4 text tokens then 6 fillers
     example_ids = [ids.bos, 50] + [60, 61, 62, 63] + [ids.filler] * 6 + [70]
-    from training.objective import Example
+    from infill_train.objective import Example
 
     example = Example(example_ids, span, span[4:], "line")
     end, rest = span[4], span[5:]
@@ -342,7 +395,7 @@ def test_training_lowers_loss_writes_a_loadable_model_and_resumes(tmp_path, toke
 
 
 def test_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch) -> None:
-    import training.train as loop
+    import infill_train.train as loop
 
     assert not uses_bf16("fp32") and uses_bf16("bf16")
     monkeypatch.setattr(loop, "native_bf16", lambda: False)
@@ -395,6 +448,7 @@ def test_resume_from_a_corrupt_checkpoint_says_so(tmp_path, tokenizer) -> None:
 # ----- command line ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", files=40)
     corpus, tok, model = tmp_path / "corpus", tmp_path / "tok", tmp_path / "model"
@@ -441,7 +495,10 @@ def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
                     "96", "--eval-spans", "3", "--quiet")  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr
     assert "before:" in tuned.stdout and "after:" in tuned.stdout
-    assert load_model(tmp_path / "tuned").metadata["finetuned_from"] == str(model)
+    tuned_metadata = load_model(tmp_path / "tuned").metadata
+    # Sources and bases are named as a reader anywhere can find them, not by this machine's path.
+    assert tuned_metadata["finetuned_from"] == "model"
+    assert first["corpus"] == ["repo"] and tuned_metadata["recipe"]["corpus"] == ["repo"]
 
 
 @pytest.mark.parametrize(
@@ -450,13 +507,13 @@ def test_cli_trains_evaluates_and_finetunes(tmp_path: Path) -> None:
      ("", "return x", False), ("  ", "  x", False), ("return x + 1", "return x", False)],
 )  # fmt: skip
 def test_a_correct_start_is_a_non_empty_beginning(guess: str, target: str, right: bool) -> None:
-    from training.evaluate import correct_start
+    from infill_train.evaluate import correct_start
 
     assert correct_start(guess, target) is right
 
 
 def test_eval_command_offers_every_span_kind() -> None:
-    from training import cli, evaluate
+    from infill_train import cli, evaluate
 
     assert cli.SPAN_KINDS == evaluate.KINDS
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from infill_lsp.model import save_model
-from training.sizes import build_network
-from training.tokenizer import train_tokenizer
+from infill_train.sizes import build_network
+from infill_train.tokenizer import train_tokenizer
 
 SAMPLE_CODE = '''\
 import os

@@ -16,7 +16,6 @@ This module knows nothing about the server or the diffusion sampler.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from dataclasses import dataclass
@@ -28,11 +27,12 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from infill_lsp.model import SPECIAL_TOKENS, TokenIds
+from infill_lsp.model import TokenIds
 from infill_lsp.window import build_window, clip_context
-from training.objective import Batch, Example, Examples, ObjectiveConfig, token_ids
-from training.sizes import PRESETS, build_network
-from training.train import LoopObjective
+
+from .objective import Batch, Example, Examples, ObjectiveConfig, token_ids
+from .sizes import PRESETS, build_network
+from .train import LoopObjective
 
 FIM_TOKENS: dict[str, str] = {
     "prefix": "<|fim_prefix|>",
@@ -80,7 +80,7 @@ def baseline_config(tokenizer: Tokenizer, size: str, context: int) -> GPT2Config
     shape = PRESETS[size]
     target = sum(p.numel() for p in build_network(size, tokenizer).parameters())
     vocab = tokenizer.get_vocab_size()
-    ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
+    ids = token_ids(tokenizer)
 
     def config(inner: int) -> GPT2Config:
         return GPT2Config(
@@ -93,9 +93,9 @@ def baseline_config(tokenizer: Tokenizer, size: str, context: int) -> GPT2Config
             resid_pdrop=0.0,
             embd_pdrop=0.0,
             attn_pdrop=0.0,
-            bos_token_id=ids["bos"],
-            eos_token_id=ids["eos"],
-            pad_token_id=ids["pad"],
+            bos_token_id=ids.bos,
+            eos_token_id=ids.eos,
+            pad_token_id=ids.pad,
             tie_word_embeddings=True,
         )
 
@@ -337,10 +337,10 @@ class Baseline:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from training.cli import train_config, writable
-    from training.corpus import load_corpus
-    from training.tokenizer import load_tokenizer
-    from training.train import train
+    from .cli import train_config, writable
+    from .corpus import corpus_sources, load_corpus
+    from .tokenizer import load_tokenizer
+    from .train import train
 
     out = writable(Path(args.out))
     corpus = load_corpus(Path(args.corpus))["train"]
@@ -356,7 +356,7 @@ def _train(args: argparse.Namespace) -> None:
             "parameters": parameters,
             "diffusion_parameters": diffusion,
             "n_inner": network.config.n_inner,
-            "corpus": json.loads((Path(args.corpus) / "corpus.json").read_text()).get("roots"),
+            "corpus": corpus_sources(Path(args.corpus)),
         },
     }
     print(f"baseline: {parameters:,} parameters (diffusion {args.size}: {diffusion:,})")
@@ -368,7 +368,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training.cli import add_train_options
+    from .cli import add_train_options
 
     parser = argparse.ArgumentParser(prog="python -m training.baseline", description=__doc__)
     subs = parser.add_subparsers(dest="command", required=True)

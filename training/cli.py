@@ -27,7 +27,7 @@ class UsageError(Exception):
 
 
 def _corpus(args: argparse.Namespace) -> None:
-    from training.corpus import build_corpus
+    from .corpus import build_corpus
 
     out = writable(Path(args.out))
     report = build_corpus([Path(p) for p in args.paths], out, args.exclude)
@@ -36,8 +36,8 @@ def _corpus(args: argparse.Namespace) -> None:
 
 
 def _tokenizer(args: argparse.Namespace) -> None:
-    from training.corpus import load_corpus
-    from training.tokenizer import train_tokenizer
+    from .corpus import load_corpus
+    from .tokenizer import train_tokenizer
 
     texts = _sample_texts(load_corpus(Path(args.corpus))["train"]["text"], args.sample_chars)
     tokenizer = train_tokenizer(texts, args.vocab)
@@ -63,8 +63,8 @@ def _sample_texts(texts: list[str], limit: int) -> list[str]:
 
 def train_config(args: argparse.Namespace):  # -> TrainConfig
     """The TrainConfig of parsed `train` or `finetune` options (the baseline reuses it)."""
-    from training.objective import ObjectiveConfig
-    from training.train import TrainConfig
+    from .objective import ObjectiveConfig
+    from .train import TrainConfig
 
     return TrainConfig(
         size=args.size,
@@ -89,10 +89,11 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
 
 def _train(args: argparse.Namespace) -> None:
     from infill_lsp.model import load_model
-    from training.corpus import load_corpus
-    from training.sizes import PRESETS, build_network
-    from training.tokenizer import load_tokenizer
-    from training.train import checkpoint_dir, resumable_network, train
+
+    from .corpus import corpus_sources, load_corpus
+    from .sizes import PRESETS, build_network
+    from .tokenizer import load_tokenizer
+    from .train import checkpoint_dir, resumable_network, train
 
     out = writable(Path(args.out))
     corpus = load_corpus(Path(args.corpus))["train"]
@@ -114,7 +115,7 @@ def _train(args: argparse.Namespace) -> None:
         "recipe": {
             "size": f"{args.size} {PRESETS[args.size]}",
             "parameters": parameters,
-            "corpus": json.loads((Path(args.corpus) / "corpus.json").read_text()).get("roots"),
+            "corpus": corpus_sources(Path(args.corpus)),
         }
     }
     state = train(
@@ -126,7 +127,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _continued_state(recipe: dict):  # -> TrainState
     """The counts a model directory's recipe records, to continue its run."""
-    from training.train import TrainState
+    from .train import TrainState
 
     return TrainState(
         step=int(recipe.get("steps", 0)),
@@ -140,9 +141,10 @@ def _continued_state(recipe: dict):  # -> TrainState
 
 def _finetune(args: argparse.Namespace) -> None:
     from infill_lsp.model import load_model
-    from training.corpus import build_corpus, load_corpus
-    from training.evaluate import EvalConfig, evaluate, format_report
-    from training.train import train
+
+    from .corpus import build_corpus, load_corpus
+    from .evaluate import EvalConfig, evaluate, format_report
+    from .train import train
 
     out = writable(Path(args.out))
     base = load_model(None if args.base == "default" else args.base)
@@ -161,7 +163,7 @@ def _finetune(args: argparse.Namespace) -> None:
         network = base.network
         state = train(
             network, base.tokenizer, corpus["train"]["text"], corpus["train"]["language"],
-            config, out, metadata={**base.metadata, "finetuned_from": str(base.directory)},
+            config, out, metadata={**base.metadata, "finetuned_from": _model_name(args.base)},
             progress=not args.quiet,
         )  # fmt: skip
         tuned = load_model(out)
@@ -172,10 +174,25 @@ def _finetune(args: argparse.Namespace) -> None:
         )
 
 
+def _model_name(base: str) -> str:
+    """The base of a fine-tune as its metadata names it (never this machine's path)."""
+    from importlib import metadata
+
+    from .corpus import describe_source
+
+    if base == "default":
+        try:
+            return f"the default model of infill-lsp {metadata.version('infill-lsp')}"
+        except metadata.PackageNotFoundError:
+            return "the default model of infill-lsp"
+    return describe_source(Path(base))
+
+
 def _eval(args: argparse.Namespace) -> None:
     from infill_lsp.model import load_model
-    from training.corpus import build_corpus, load_corpus
-    from training.evaluate import EvalConfig, evaluate, format_report
+
+    from .corpus import build_corpus, load_corpus
+    from .evaluate import EvalConfig, evaluate, format_report
 
     model = load_model(None if args.model == "default" else args.model)
     if args.repo:
@@ -202,7 +219,7 @@ def _eval(args: argparse.Namespace) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.record:
-        from training.card import record
+        from .card import record
 
         record(model.directory, evaluation=report)
         print(f"recorded in {model.directory / 'infill.json'} and its README.md")
@@ -283,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenizer.add_argument("--out", required=True)
     tokenizer.set_defaults(run=_tokenizer)
 
-    from training.sizes import PRESETS
+    from .sizes import PRESETS
 
     train = subs.add_parser("train", help="train a model from scratch")
     train.add_argument("--corpus", required=True)
@@ -399,8 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # corpus, training and disk errors carry their own message
         from safetensors import SafetensorError
 
-        from training.corpus import CorpusError
-        from training.train import TrainingError
+        from .corpus import CorpusError
+        from .train import TrainingError
 
         if isinstance(error, CorpusError | TrainingError | OSError | SafetensorError):
             print(f"infill-train: {error}", file=sys.stderr)

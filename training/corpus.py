@@ -303,7 +303,8 @@ def build_corpus(
     DatasetDict(splits).save_to_disk(str(out))
     meta = {
         "key": key,
-        "roots": [str(r) for r in roots],
+        "roots": [str(r) for r in roots],  # this machine's paths: for the one who built it
+        "sources": [describe_source(r) for r in roots],  # as a model's metadata names them
         "exclude": list(exclude),
         "kept": dict(report.kept),
         "skipped": dict(report.skipped),
@@ -313,6 +314,40 @@ def build_corpus(
     }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return report
+
+
+def describe_source(root: Path) -> str:
+    """A corpus root as a reader anywhere can find it, never this machine's path: an installed
+    package by distribution name and version, the standard library by Python version, a folder
+    under the current directory by its relative path, anything else by its folder name."""
+    import sys
+    import sysconfig
+    from importlib import metadata
+
+    path = root.resolve()
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    if path == stdlib:
+        return "Python {}.{}.{} standard library".format(*sys.version_info[:3])
+    if path.parent.name in ("site-packages", "dist-packages"):
+        names = metadata.packages_distributions().get(path.name.removesuffix(".py"), [])
+        for name in names:
+            try:
+                return f"{name} {metadata.version(name)} (installed package)"
+            except metadata.PackageNotFoundError:
+                continue
+        return f"{path.name} (installed package)"
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix() or "."
+    except ValueError:
+        return path.name
+
+
+def corpus_sources(directory: Path) -> list[str]:
+    """What the corpus at `directory` was built from, as `describe_source` names it."""
+    meta = json.loads((directory / "corpus.json").read_text())
+    if "sources" in meta:
+        return list(meta["sources"])
+    return [describe_source(Path(root)) for root in meta.get("roots", [])]
 
 
 def load_corpus(directory: Path):  # -> datasets.DatasetDict

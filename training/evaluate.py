@@ -20,13 +20,16 @@ from typing import Any
 
 import torch
 
-from infill_lsp import regions
 from infill_lsp.engine import DecodeOptions, Engine
 from infill_lsp.model import InfillModel
+
+from .spans import SpanRules, pick_span
 
 KINDS = ("line", "lines", "node")
 MAX_SPAN_CHARS = {"line": 100, "lines": 300, "node": 300}
 CANVAS_TOKENS = {"line": 32, "lines": 96, "node": 96}
+# A person's span: from the indentation to the line's end; multi-line syntax nodes only.
+SPAN_RULES = SpanRules(max_node_chars=MAX_SPAN_CHARS["node"], multiline_nodes=True)
 BANNED = 1e9  # a filler penalty that forbids fillers (oracle length)
 
 
@@ -81,7 +84,7 @@ def sample_spans(
             break
         index = rng.choice(files)
         text = texts[index]
-        found = _pick(kind, text, languages[index], rng)
+        found = pick_span(kind, text, languages[index], rng, SPAN_RULES)
         if found is None:
             continue
         start, end = found
@@ -90,37 +93,6 @@ def sample_spans(
             continue
         spans.append(Span(text[:start], target, text[end:], languages[index]))
     return spans
-
-
-def _pick(kind: str, text: str, language: str, rng: random.Random) -> tuple[int, int] | None:
-    lines = text.splitlines(keepends=True)
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
-    if kind in ("line", "lines"):
-        count = 1 if kind == "line" else rng.randint(2, 8)
-        if len(lines) < count:
-            return None
-        first = rng.randrange(len(lines) - count + 1)
-        if not lines[first].strip():
-            return None
-        last = first + count - 1
-        indent = starts[first] + len(lines[first]) - len(lines[first].lstrip(" \t"))
-        return indent, starts[last] + len(lines[last].rstrip("\r\n"))
-    # A node near a random point, found in a window so long files stay cheap to parse.
-    centre = rng.randrange(len(text))
-    low = text.rfind("\n", 0, max(0, centre - 1500)) + 1
-    high = min(len(text), centre + 1500)
-    nodes = [(s, e) for s, e, _ in regions.syntax_spans(text[low:high], language)]
-    nodes = [
-        (s, e)
-        for s, e in nodes
-        if e - s <= MAX_SPAN_CHARS["node"] and "\n" in text[low + s : low + e]
-    ]
-    if not nodes:
-        return None
-    s, e = rng.choice(nodes)
-    return low + s, low + e
 
 
 def masked_accuracy(

@@ -27,18 +27,19 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from infill_lsp import regions
 from infill_lsp.model import SPECIAL_TOKENS, TokenIds
 from infill_lsp.schedule import sample_mask_ratios
 from infill_lsp.window import build_window
 
-IGNORE = -100
+from .spans import SpanRules, pick_span
+from .tokenizer import token_ids
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,6 @@ class Batch:
     tokens: int  # real (non-pad) tokens in the batch
 
 
-def token_ids(tokenizer: Tokenizer) -> TokenIds:
-    """The special token ids of a tokenizer trained by `training.tokenizer`."""
-    ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
-    missing = [role for role, i in ids.items() if i is None]
-    if missing:
-        raise ValueError(f"tokenizer lacks special tokens: {', '.join(missing)}")
-    return TokenIds(**ids)
-
-
 class Examples:
     """An endless, indexable stream of training examples drawn from a list of files."""
 
@@ -116,6 +108,13 @@ class Examples:
         kinds = list(config.span_mix)
         self.span_kinds = kinds
         self.span_weights = [config.span_mix[k] for k in kinds]
+        self.span_rules = SpanRules(
+            max_node_chars=config.max_span_tokens * 3,
+            multiline_nodes=False,
+            mid_line_share=0.5,
+            line_start_share=0.3,
+            empty_share=0.05,  # nothing missing: the model must learn to answer with fillers
+        )
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids) if text else []
@@ -130,7 +129,7 @@ class Examples:
             return self._document(window, start == 0, end == len(text))
         kind = rng.choices(self.span_kinds, self.span_weights)[0]
         for _ in range(4):
-            span = self._span(kind, window, self.languages[file], rng)
+            span = pick_span(kind, window, self.languages[file], rng, self.span_rules)
             if span is not None:
                 example = self._infill(window, span, kind, start == 0, end == len(text), rng)
                 if example is not None:
@@ -156,43 +155,6 @@ class Examples:
             ids.append(self.ids.eos)
         offset = 1 if at_start else 0
         return Example(ids, list(range(offset, offset + len(body))), [], "document")
-
-    def _span(
-        self, kind: str, window: str, language: str, rng: random.Random
-    ) -> tuple[int, int] | None:
-        """Character offsets (start, end) of a span of `kind` in `window`, or None."""
-        lines = window.splitlines(keepends=True)
-        if not lines:
-            return None
-        starts = [0]
-        for line in lines:
-            starts.append(starts[-1] + len(line))
-        if kind in ("line", "lines"):
-            count = 1 if kind == "line" else rng.randint(2, 8)
-            candidates = [i for i, line in enumerate(lines[: max(1, len(lines) - count + 1)])
-                          if line.strip()]  # fmt: skip
-            if not candidates:
-                return None
-            first = rng.choice(candidates)
-            last = min(len(lines), first + count) - 1
-            line = lines[first]
-            indent = starts[first] + len(line) - len(line.lstrip(" \t"))
-            end = starts[last] + len(lines[last].rstrip("\r\n"))
-            if kind == "line" and rng.random() < 0.5 and end > indent:
-                return rng.randrange(indent, end), end  # a cursor in the middle of a line
-            return (indent if rng.random() < 0.7 else starts[first]), end
-        if kind == "node":
-            spans = [
-                (s, e)
-                for s, e, _ in regions.syntax_spans(window, language)
-                if 0 < e - s <= self.config.max_span_tokens * 3
-            ]
-            return rng.choice(spans) if spans else None
-        if rng.random() < 0.05:  # nothing missing: the model must learn to answer with fillers
-            point = rng.randrange(len(window) + 1)
-            return point, point
-        start = rng.randrange(len(window))
-        return start, min(len(window), start + rng.randint(1, 120))
 
     def _infill(
         self,
@@ -291,16 +253,36 @@ def collate(
     )
 
 
-def masked_loss(network: torch.nn.Module, batch: Batch, mask_id: int) -> torch.Tensor:
+Encoder = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def encode(network: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Hidden states (B, T, H) of a masked LM's encoder, through the model's own accessor."""
+    body: torch.nn.Module = network.base_model  # type: ignore[assignment]
+    return body(input_ids=input_ids, attention_mask=mask).last_hidden_state
+
+
+def head_logits(network: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The masked LM's own head on some positions' hidden states (N, H) -> logits (N, V): the
+    prediction transform where the model has one (ModernBERT's `head`), then the output
+    embeddings."""
+    transform = getattr(network, "head", None)
+    if isinstance(transform, torch.nn.Module):
+        hidden = transform(hidden)
+    output: torch.nn.Module = network.get_output_embeddings()  # type: ignore[operator]
+    return output(hidden)
+
+
+def masked_loss(
+    network: torch.nn.Module, batch: Batch, mask_id: int, encoder: Encoder = encode
+) -> torch.Tensor:
     """Weighted cross-entropy on the predicted positions; the head runs only there.
 
-    `network` is a ModernBERT-style masked LM (`.model`, `.head`, `.decoder`).
+    `encoder` gives the hidden states (token routing swaps in its own, `training.routing`).
     """
-    hidden = network.model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask
-    ).last_hidden_state  # (B, T, H)
+    hidden = encoder(network, batch.input_ids, batch.attention_mask)  # (B, T, H)
     picked = hidden.reshape(-1, hidden.shape[-1])[batch.positions]  # (N, H)
-    logits = network.decoder(network.head(picked)).float()  # (N, V)
+    logits = head_logits(network, picked).float()  # (N, V)
     logits[:, mask_id] = float("-inf")  # <mask> is never an answer
     losses = F.cross_entropy(logits, batch.targets, reduction="none")  # (N,)
     return (losses * batch.weights).sum()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-from infill_lsp.model import SPECIAL_TOKENS
+from .tokenizer import token_ids
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def build_network(
 ) -> ModernBertForMaskedLM:
     """A freshly initialised encoder for `tokenizer`, with no dropout and no biases."""
     shape = PRESETS[size] if isinstance(size, str) else size
-    ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
+    ids = token_ids(tokenizer)
     config = ModernBertConfig(
         vocab_size=tokenizer.get_vocab_size(),
         hidden_size=shape.hidden,
@@ -41,11 +41,11 @@ def build_network(
         num_hidden_layers=shape.layers,
         num_attention_heads=shape.heads,
         max_position_embeddings=max_positions,
-        pad_token_id=ids["pad"],
-        bos_token_id=ids["bos"],
-        eos_token_id=ids["eos"],
-        cls_token_id=ids["bos"],
-        sep_token_id=ids["eos"],
+        pad_token_id=ids.pad,
+        bos_token_id=ids.bos,
+        eos_token_id=ids.eos,
+        cls_token_id=ids.bos,
+        sep_token_id=ids.eos,
         local_attention=128,
         # Every layer global on short windows: sliding attention buys nothing at <= 512 tokens.
         layer_types=["full_attention"] * shape.layers,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from infill_lsp.model import SPECIAL_TOKENS
+from infill_lsp.model import SPECIAL_TOKENS, TokenIds
 
 # Pre-tokens: a newline; an identifier or keyword with at most one leading space; a number; a
 # run of punctuation with at most one leading space; a run of spaces or tabs (indentation).
@@ -58,3 +58,12 @@ def _batches(texts: Iterable[str], size: int = 256) -> Iterator[list[str]]:
 def load_tokenizer(directory: str | Path) -> Tokenizer:
     """Read `tokenizer.json` from a tokenizer or model directory."""
     return Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
+
+
+def token_ids(tokenizer: Tokenizer) -> TokenIds:
+    """The special token ids of a tokenizer trained here; ValueError when one is missing."""
+    ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
+    missing = [role for role, i in ids.items() if i is None]
+    if missing:
+        raise ValueError(f"tokenizer lacks special tokens: {', '.join(missing)}")
+    return TokenIds(**ids)

@@ -1,7 +1,7 @@
 """The training loop: from scratch or from a model directory, resumable, bounded by time or tokens.
 
 Runs on `accelerate`, so the same code trains on one CPU, one GPU or many machines
-(`accelerate launch -m training.cli train ...`). Matrix products run in bf16 (weights and
+(`accelerate launch -m infill_train.cli train ...`). Matrix products run in bf16 (weights and
 optimizer stay float32) wherever the hardware does bf16 natively: on a CPU with AVX-512 BF16 or
 AMX that is 1.3 times the tokens per second of float32 at the same loss. The learning rate
 follows the tokens seen (linear warm-up, cosine decay), so a run resumed any number of times
@@ -31,16 +31,10 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM
 from transformers.utils import logging as hf_logging
 
 from infill_lsp.model import atomic_directory, save_model
-from training.card import model_card
-from training.objective import (
-    Batch,
-    Example,
-    Examples,
-    ObjectiveConfig,
-    collate,
-    masked_loss,
-    token_ids,
-)
+
+from .card import model_card
+from .objective import Batch, Example, Examples, ObjectiveConfig, collate, masked_loss
+from .tokenizer import token_ids
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +197,134 @@ def load_checkpoint(
         raise TrainingError(f"checkpoint {where} is unusable: {error}") from error
 
 
+class Trainer:
+    """One run in progress: network, optimizer, data stream and counts.
+
+    `step()` trains on one batch and `finish()` writes the model directory; `train` drives them
+    with its stopping rules, progress bar and checkpoints, and the efficiency benchmark
+    interleaves several trainers' steps in one process. Each trainer counts only its own steps'
+    time (process CPU time, all threads), so interleaved runs are charged fairly.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        tokenizer: Tokenizer,
+        texts: list[str],
+        languages: list[str],
+        config: TrainConfig,
+        *,
+        start: TrainState | None = None,
+        resume_from: Path | None = None,
+        objective: LoopObjective = DIFFUSION,
+    ) -> None:
+        from accelerate import Accelerator
+
+        hf_logging.disable_progress_bar()
+        # The loop casts by itself rather than through accelerate's mixed_precision, which is
+        # fixed once per process: runs of either precision can share one (the benchmarks do).
+        self.bf16 = uses_bf16(config.precision)
+        self.accelerator = Accelerator()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.objective = objective
+        self.ids = token_ids(tokenizer)
+        self.examples = objective.examples(
+            texts, languages, tokenizer, config.objective, config.seed
+        )
+        optimizer = torch.optim.AdamW(
+            network.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
+        )
+        self.state = start or TrainState()
+        if resume_from is not None:
+            if not (resume_from / "state.json").exists():
+                raise TrainingError(f"nothing to resume: {resume_from} holds no checkpoint")
+            self.state = load_checkpoint(resume_from, network, optimizer)
+            log.info("resumed at step %d, %d tokens", self.state.step, self.state.tokens)
+        if self.state.cpu_seconds == 0.0:
+            self.state.cpu_counted_from = self.state.tokens
+        self.network, self.optimizer = self.accelerator.prepare(network, optimizer)
+        self.network.train()
+        self.generator = torch.Generator()
+        self.running = self.state.loss if math.isfinite(self.state.loss) else None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network itself, outside any wrapper accelerate put around it."""
+        return self.accelerator.unwrap_model(self.network)
+
+    def next_batch(self) -> Batch:
+        """The batch of the current step: a function of (seed, step) only."""
+        config, step = self.config, self.state.step
+        first = step * config.batch
+        examples = [self.examples[i] for i in range(first, first + config.batch)]
+        self.generator.manual_seed(config.seed * 1_000_003 + step)
+        batch = self.objective.collate(
+            examples, self.ids, self.tokenizer.get_vocab_size(), self.generator,
+            config.objective.corruption,
+        )  # fmt: skip
+        device = self.accelerator.device
+        for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
+            setattr(batch, name, getattr(batch, name).to(device))
+        return batch
+
+    def step(self) -> float:
+        """Train on one batch; return its loss. Counts the step's wall and CPU time."""
+        wall, cpu = time.monotonic(), time.process_time()
+        state, config = self.state, self.config
+        batch = self.next_batch()
+        lr = learning_rate(config, state.tokens)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.objective.loss(self.model, batch, self.ids.mask)
+        self.accelerator.backward(loss)
+        self.accelerator.clip_grad_norm_(self.network.parameters(), config.clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        value = float(loss.detach())
+        self.running = value if self.running is None else 0.98 * self.running + 0.02 * value
+        state.step += 1
+        state.tokens += batch.tokens
+        state.loss = self.running
+        if state.step % 50 == 0:
+            state.history.append(
+                {"step": state.step, "tokens": state.tokens, "loss": self.running, "lr": lr}
+            )
+        self.charge(time.monotonic() - wall, time.process_time() - cpu)
+        return value
+
+    def charge(self, wall: float, cpu: float) -> None:
+        """Add time spent on this run outside `step` (checkpoints) to its counts."""
+        self.state.seconds += wall
+        self.state.cpu_seconds += cpu
+
+    def checkpoint(self, where: Path) -> None:
+        """Write the resumable state to `where`."""
+        save_checkpoint(where, self.model, self.optimizer, self.state, self.config, self.tokenizer)
+
+    def finish(self, out: Path, metadata: dict[str, Any] | None = None) -> TrainState:
+        """Write the final checkpoint and the model directory `out`; return the final state."""
+        self.checkpoint(checkpoint_dir(out))
+        network = self.model
+        network.eval()
+        state = self.state
+        recipe = {
+            "objective": self.objective.name,
+            "train_config": asdict(self.config),
+            "steps": state.step,
+            "tokens_seen": state.tokens,
+            "train_seconds": round(state.seconds, 1),
+            "train_cpu_seconds": round(state.cpu_seconds, 1),
+            "cpu_counted_from_tokens": state.cpu_counted_from,
+            "final_loss": state.loss,
+            "loss_curve": state.history[-200:],
+        }
+        full = {**(metadata or {}), "recipe": {**(metadata or {}).get("recipe", {}), **recipe}}
+        save_model(out, network, self.tokenizer, full, card=model_card(full))
+        return state
+
+
 def train(
     network: torch.nn.Module,
     tokenizer: Tokenizer,
@@ -220,37 +342,16 @@ def train(
     """Train `network` on `texts` and write the model directory `out`; return the final state.
 
     `start` continues the counts (steps, tokens, time) of the run that made `network`'s weights,
-    so a model grown over many sittings keeps one schedule and one data stream.
+    so a model grown over many sittings keeps one schedule and one data stream. Stops at
+    max_tokens, after max_minutes of this sitting, or on Ctrl-C (the step ends, then it saves).
     """
-    from accelerate import Accelerator
-
-    hf_logging.disable_progress_bar()
-    # The loop casts by itself rather than through accelerate's mixed_precision, which is fixed
-    # once per process: runs of either precision can share one (the training benchmark does).
-    bf16 = uses_bf16(config.precision)
-    accelerator = Accelerator()
-    ids = token_ids(tokenizer)
-    examples = objective.examples(texts, languages, tokenizer, config.objective, config.seed)
-    optimizer = torch.optim.AdamW(
-        network.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
-    )
-    state = start or TrainState()
     where = checkpoint_dir(out)
-    if resume:
-        if not (where / "state.json").exists():
-            raise TrainingError(f"nothing to resume: {where} holds no checkpoint")
-        state = load_checkpoint(where, network, optimizer)
-        log.info("resumed at step %d, %d tokens", state.step, state.tokens)
-    network, optimizer = accelerator.prepare(network, optimizer)
-    network.train()
-    generator = torch.Generator()
-    started = time.monotonic()
-    last_checkpoint = started
-    seconds_before = state.seconds
-    if state.cpu_seconds == 0.0:
-        state.cpu_counted_from = state.tokens
-    cpu_before = state.cpu_seconds
-    cpu_started = time.process_time()
+    trainer = Trainer(
+        network, tokenizer, texts, languages, config,
+        start=start, resume_from=where if resume else None, objective=objective,
+    )  # fmt: skip
+    state = trainer.state
+    started = last_checkpoint = time.monotonic()
     tokens_before = state.tokens
     stop = {"now": False}
 
@@ -258,76 +359,34 @@ def train(
         stop["now"] = True  # finish the step, save, leave
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    total = config.max_tokens or 0
     bar = tqdm(
-        total=total or None, initial=state.tokens, unit="tok", unit_scale=True,
+        total=config.max_tokens or None, initial=state.tokens, unit="tok", unit_scale=True,
         disable=not progress, dynamic_ncols=True,
     )  # fmt: skip
-    running = state.loss if math.isfinite(state.loss) else None
     try:
         while not stop["now"]:
-            elapsed = time.monotonic() - started
             if config.max_tokens is not None and state.tokens >= config.max_tokens:
                 break
+            elapsed = time.monotonic() - started
             if config.max_minutes is not None and elapsed >= config.max_minutes * 60:
                 break
-            first = state.step * config.batch
-            batch_examples = [examples[i] for i in range(first, first + config.batch)]
-            generator.manual_seed(config.seed * 1_000_003 + state.step)
-            batch = objective.collate(
-                batch_examples, ids, tokenizer.get_vocab_size(), generator,
-                config.objective.corruption,
-            )  # fmt: skip
-            device = accelerator.device
-            for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
-                setattr(batch, name, getattr(batch, name).to(device))
-            lr = learning_rate(config, state.tokens)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = objective.loss(accelerator.unwrap_model(network), batch, ids.mask)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(network.parameters(), config.clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            value = float(loss.detach())
-            running = value if running is None else 0.98 * running + 0.02 * value
-            state.step += 1
-            state.tokens += batch.tokens
-            state.loss = running
-            state.seconds = seconds_before + time.monotonic() - started
-            state.cpu_seconds = cpu_before + time.process_time() - cpu_started
-            if state.step % 50 == 0:
-                state.history.append(
-                    {"step": state.step, "tokens": state.tokens, "loss": running, "lr": lr}
-                )
+            before = state.tokens
+            trainer.step()
             rate = (state.tokens - tokens_before) / max(1e-9, time.monotonic() - started)
-            bar.update(batch.tokens)
-            bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{rate:,.0f}", lr=f"{lr:.1e}")
+            bar.update(state.tokens - before)
+            bar.set_postfix(
+                loss=f"{state.loss:.3f}", tok_s=f"{rate:,.0f}",
+                lr=f"{learning_rate(config, state.tokens):.1e}",
+            )  # fmt: skip
             if time.monotonic() - last_checkpoint >= config.checkpoint_minutes * 60:
-                save_checkpoint(
-                    where, accelerator.unwrap_model(network), optimizer, state, config, tokenizer
-                )
+                wall, cpu = time.monotonic(), time.process_time()
+                trainer.checkpoint(where)
+                trainer.charge(time.monotonic() - wall, time.process_time() - cpu)
                 last_checkpoint = time.monotonic()
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
-    network = accelerator.unwrap_model(network)
-    save_checkpoint(where, network, optimizer, state, config, tokenizer)
-    network.eval()
-    recipe = {
-        "objective": objective.name,
-        "train_config": asdict(config),
-        "steps": state.step,
-        "tokens_seen": state.tokens,
-        "train_seconds": round(state.seconds, 1),
-        "train_cpu_seconds": round(state.cpu_seconds, 1),
-        "cpu_counted_from_tokens": state.cpu_counted_from,
-        "final_loss": state.loss,
-        "loss_curve": state.history[-200:],
-    }
-    full = {**(metadata or {}), "recipe": {**(metadata or {}).get("recipe", {}), **recipe}}
-    save_model(out, network, tokenizer, full, card=model_card(full))
+    state = trainer.finish(out, metadata)
     if stop["now"]:
         log.info("interrupted: checkpoint saved at step %d", state.step)
     return state

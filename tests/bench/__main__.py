@@ -59,8 +59,8 @@ def snapshot(args: argparse.Namespace) -> Path:
     from safetensors.torch import load_file
 
     from infill_lsp.model import save_model
-    from training.sizes import build_network
-    from training.tokenizer import load_tokenizer
+    from infill_train.sizes import build_network
+    from infill_train.tokenizer import load_tokenizer
 
     checkpoint = Path(args.checkpoint)
     meta = json.loads((checkpoint / "state.json").read_text())
@@ -86,11 +86,11 @@ def snapshot(args: argparse.Namespace) -> Path:
 
 def quick_baseline(model: Path, out: Path) -> Path:
     """A tiny autoregressive baseline on `model`'s tokenizer, trained for a few steps (CI)."""
+    from infill_train.baseline import FIM, build_baseline, fim_tokenizer
+    from infill_train.objective import ObjectiveConfig
+    from infill_train.tokenizer import load_tokenizer
+    from infill_train.train import TrainConfig, train
     from tests.tiny_model import SAMPLE_TEXTS
-    from training.baseline import FIM, build_baseline, fim_tokenizer
-    from training.objective import ObjectiveConfig
-    from training.tokenizer import load_tokenizer
-    from training.train import TrainConfig, train
 
     if (out / "model.safetensors").is_file():
         return out
@@ -110,8 +110,8 @@ def quick_baseline(model: Path, out: Path) -> Path:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the requested sections; write results.json, report.md and the plot."""
     from infill_lsp.model import DEFAULT_MODEL_DIR, load_model
+    from infill_train.baseline import Baseline
     from tests.bench import latency, report, sweep, throughput, versus
-    from training.baseline import Baseline
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from training.evaluate import Span, sample_spans
+from infill_train.evaluate import Span, sample_spans
 
 STDLIB = Path(os.__file__).parent
 
@@ -104,7 +104,7 @@ class Heldout:
 def load_heldout(corpus: Path | None) -> Heldout:
     """The corpus's held-out split, or standard-library Python files when there is no corpus."""
     if corpus is not None and (corpus / "corpus.json").is_file():
-        from training.corpus import load_corpus
+        from infill_train.corpus import load_corpus
 
         split = load_corpus(corpus)["heldout"]
         return Heldout(

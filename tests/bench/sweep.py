@@ -15,9 +15,9 @@ from typing import Any
 
 from infill_lsp.engine import DecodeOptions, Engine
 from infill_lsp.model import InfillModel
+from infill_train.evaluate import CANVAS_TOKENS, normalize
 from tests.bench.common import Heldout, RunConfig, log, median, span_sample
 from tests.bench.versus import similarity
-from training.evaluate import CANVAS_TOKENS, normalize
 
 KIND = "line"
 

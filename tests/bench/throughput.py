@@ -1,7 +1,7 @@
 """Training efficiency: tokens/s of each size preset and achieved FLOP/s against dense matmul.
 
 The machine's ceiling is measured in the same run: the median of repeated float32 2048x2048
-matrix products. Each preset trains for a few steps through `training.train.train` itself (the
+matrix products. Each preset trains for a few steps through `infill_train.train.train` itself (the
 real loop: data, masking, forward, backward, optimizer) and reports tokens/s; the FLOPs of one
 training step are counted by torch's FlopCounterMode on a batch of the same loop, so achieved
 FLOP/s = FLOPs per token x tokens/s. The autoregressive baseline's loop is measured the same way.
@@ -21,11 +21,12 @@ import torch
 from tokenizers import Tokenizer
 from torch.utils.flop_counter import FlopCounterMode
 
+from infill_train.baseline import FIM, build_baseline, fim_tokenizer
+from infill_train.objective import ObjectiveConfig
+from infill_train.sizes import build_network
+from infill_train.tokenizer import token_ids
+from infill_train.train import DIFFUSION, LoopObjective, TrainConfig, native_bf16, train
 from tests.bench.common import Heldout, RunConfig, log, median
-from training.baseline import FIM, build_baseline, fim_tokenizer
-from training.objective import ObjectiveConfig, token_ids
-from training.sizes import build_network
-from training.train import DIFFUSION, LoopObjective, TrainConfig, native_bf16, train
 
 MATMUL_SIZE = 2048
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from infill_lsp.engine import DecodeOptions, Engine
 from infill_lsp.model import InfillModel
+from infill_train.baseline import Baseline
+from infill_train.evaluate import CANVAS_TOKENS, KINDS, normalize
 from tests.bench.common import Heldout, RunConfig, log, median, p95, span_sample
 from tests.bench.latency import Companion, Request
-from training.baseline import Baseline
-from training.evaluate import CANVAS_TOKENS, KINDS, normalize
 
 
 def companion(baseline: Baseline) -> Companion:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from infill_train.corpus import is_heldout, load_corpus
+from infill_train.tokenizer import train_tokenizer
 from tests.reliability.rpc import REPO, SERVER, RpcPeer
-from training.corpus import is_heldout, load_corpus
-from training.tokenizer import train_tokenizer
 
 MARKER = "🕳"  # the hole marker of the fuzzed sessions: outside the BMP, two UTF-16 units
 CAPABILITIES: dict[str, Any] = {
@@ -132,7 +132,7 @@ def train_inputs(tmp_path_factory: pytest.TempPathFactory) -> TrainInputs:
     tree, outside = build_tree(base)
     log = base / "guard.log"
     corpus, tokenizer = base / "corpus", base / "tokenizer"
-    made = run_guarded(log, outside, "training.cli", "corpus", str(tree), "--out", str(corpus))
+    made = run_guarded(log, outside, "infill_train.cli", "corpus", str(tree), "--out", str(corpus))
     assert made.returncode == 0, made.stderr
     texts = load_corpus(corpus)["train"]["text"]  # the tokenizer in-process: one process less
     tokenizer.mkdir()

@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 
 from infill_lsp.errors import ModelError
 from infill_lsp.model import load_model
+from infill_train.tokenizer import train_tokenizer
 from tests.reliability.rpc import RpcPeer
 from tests.tiny_model import SAMPLE_TEXTS
-from training.tokenizer import train_tokenizer
 
 WEIGHTS = "model.safetensors"
 

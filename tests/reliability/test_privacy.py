@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from infill_train.corpus import collect, load_corpus
 from tests.reliability.conftest import CAPABILITIES, SECRET, TrainInputs, build_tree, fast_options
 from tests.reliability.rpc import SERVER, RpcPeer, frame
-from training.corpus import collect, load_corpus
 
 DIAGNOSTICS = "textDocument/publishDiagnostics"
 DOCUMENT = f'KEY = "{SECRET}"\n\n\ndef f(x):\n    return x  # 🕳 {SECRET}\n'

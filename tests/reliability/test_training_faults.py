@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from infill_lsp.model import load_model
+from infill_train import cli
+from infill_train.corpus import build_corpus, is_heldout, load_corpus
 from tests.reliability.conftest import TrainInputs, guarded, run_guarded, train_args
 from tests.reliability.rpc import REPO
-from training import cli
-from training.corpus import build_corpus, is_heldout, load_corpus
 
 
 def checkpoint_state(out: Path) -> dict[str, float] | None:
@@ -49,7 +49,7 @@ def test_kill_nine_then_resume(train_inputs: TrainInputs, tmp_path: Path) -> Non
         train_inputs, out, "--max-tokens", "50000000", "--checkpoint-minutes", "0.005"
     )
     run = subprocess.Popen(
-        guarded(log, None, "training.cli", *endless),
+        guarded(log, None, "infill_train.cli", *endless),
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 180
@@ -69,7 +69,7 @@ def test_kill_nine_then_resume(train_inputs: TrainInputs, tmp_path: Path) -> Non
 
     budget = int(killed_at["tokens"]) + 4 * 4 * 64  # about four more steps
     again = train_args(train_inputs, out, "--resume", "--max-tokens", str(budget))
-    resumed = run_guarded(log, None, "training.cli", *again)
+    resumed = run_guarded(log, None, "infill_train.cli", *again)
     assert resumed.returncode == 0, resumed.stderr
     recipe = json.loads((out / "infill.json").read_text())["recipe"]
     assert killed_at["step"] < recipe["steps"] <= killed_at["step"] + 8, (killed_at, recipe)
