@@ -3,7 +3,7 @@
 `fill` reads a file, turns 1-based line:column positions (columns count characters, as editors
 show them) into a span, runs the engine and prints the result. Expected problems (bad positions,
 unreadable files, unusable model directories) print one message on stderr and exit with code 2.
-The server itself lives in `server.py`; it is imported only when it is started.
+The server itself lives in `lsp/`; it is imported only when it is started.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return USAGE_ERROR
         except KeyboardInterrupt:
             return 130
-    from infill_lsp.server import run_server
+    from infill_lsp.lsp.serve import run_server
 
     return run_server(args.tcp, args.log_file, args.log_level)
 
@@ -184,7 +184,7 @@ def fill(args: argparse.Namespace) -> int:
 
 def finish(job: Job[T], show_steps: bool) -> T:
     """Run a job to its end, printing each step's canvas to stderr when asked."""
-    from infill_lsp.engine import run
+    from infill_lsp.jobs import run
 
     return run(_echo(job) if show_steps else job)
 

@@ -1,61 +1,56 @@
 """Text in, text out: infill, rewrite, revise and fill holes with a masked-diffusion model.
 
-The engine turns strings into a token window (the same layout training uses, see `window`), runs
-the sampler, strips fillers and detokenizes exactly, so prefix and suffix text is never touched
-and the generated text keeps every space, tab and newline the model produced. Each call is a job:
-a generator that yields `Progress` after every denoising step and returns its result, so a
-server can cancel between steps. The engine knows the tokenizer and the model's special ids; it
-knows nothing about LSP, documents or positions in lines.
+The engine turns strings into a token window (through `decoder`, the same layout training uses),
+runs the sampler, strips fillers and detokenizes exactly, so prefix and suffix text is never
+touched and the generated text keeps every space, tab and newline the model produced. Each call
+is a job: a generator that yields `Progress` after every denoising step and returns its result,
+so a server can cancel between steps; `infill`, `rewrite`, `revise` and `fill_holes` are the same
+calls run to their end. A span of unknown length gets its length from `lengths`. The engine
+knows the tokenizer and the model's special ids; nothing about LSP, documents or lines.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 
+from infill_lsp.decoder import (
+    MASK_GLYPH,
+    MAX_CANDIDATES,
+    PROBE_STRIDE,
+    Decoder,
+    Progress,
+    sampling_of,
+)
 from infill_lsp.errors import InputError
-from infill_lsp.model import InfillModel
-from infill_lsp.options import DECODE_DEFAULTS, LENGTH_RULES, DecodeOptions
-from infill_lsp.sampler import Denoised, Sampling, denoise, length_scores, probe_logprobs
-from infill_lsp.window import CHARS_PER_TOKEN, Window, build_window, clip_context
+from infill_lsp.jobs import Steps, blocking, run
+from infill_lsp.lengths import choose_lengths, length_hypotheses
+from infill_lsp.options import DecodeOptions
+from infill_lsp.sampler import probe_logprobs
+from infill_lsp.window import CHARS_PER_TOKEN
+
+# What callers of the engine use, wherever it is defined.
+__all__ = [
+    "MASK_GLYPH",
+    "DecodeOptions",
+    "Engine",
+    "Hole",
+    "Infill",
+    "Job",
+    "Progress",
+    "TokenScore",
+    "length_hypotheses",
+    "run",
+]
 
 T = TypeVar("T")
-Job = Generator["Progress", None, T]
+Job = Steps[Progress, T]
 
-DEFAULT_REVISE_THRESHOLD = math.log(0.2)
 EXTRA_CANDIDATE_TEMPERATURE = 0.8  # for candidates beyond the first when decoding greedily
-MAX_CANDIDATES = 32
-PROBE_STRIDE = 4
-MASK_GLYPH = "░"  # how a still-masked token shows in a progress canvas
-EVERY_LENGTH_UP_TO = 24  # lengths tried one by one; beyond, each about 10 % longer than the last
-
-
-def sampling_of(options: DecodeOptions) -> Sampling:
-    """The sampler's view of decode options (the one place they are copied); InputError if a
-    value is unusable."""
-    sampling = Sampling(**{item.name: getattr(options, item.name) for item in _SAMPLING_FIELDS})
-    try:
-        sampling.check()
-    except ValueError as error:
-        raise InputError(f"bad decode option: {error}") from error
-    if options.context_tokens < 8:
-        raise InputError(f"context_tokens must be at least 8, got {options.context_tokens}")
-    if options.max_span_tokens < 1:
-        raise InputError(f"max_span_tokens must be at least 1, got {options.max_span_tokens}")
-    if options.length not in LENGTH_RULES:
-        raise InputError(f"unknown length rule {options.length!r}: expected one of {LENGTH_RULES}")
-    if not 1 <= options.lengths_decoded <= MAX_CANDIDATES:
-        limit = f"between 1 and {MAX_CANDIDATES}"
-        raise InputError(f"lengths_decoded must be {limit}, got {options.lengths_decoded}")
-    return sampling
-
-
-# The Sampling fields DecodeOptions sets (remask_window keeps the sampler's own default).
-_SAMPLING_FIELDS = [item for item in fields(Sampling) if hasattr(DECODE_DEFAULTS, item.name)]
 
 
 @dataclass(frozen=True)
@@ -86,108 +81,14 @@ class Hole:
     text: str
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Reported after every denoising step."""
-
-    step: int
-    total: int
-    render: Callable[[], str] = str  # draws the canvas; only a caller that shows it pays
-
-    @property
-    def canvas(self) -> str:
-        """The first candidate's span so far, masks shown as MASK_GLYPH."""
-        return self.render()
-
-
-def run(job: Job[T]) -> T:
-    """Run a job to its end and return its result."""
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
-
-
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def length_hypotheses(size: int, shortest: int = 1) -> list[int]:
-    """Span lengths to try on a canvas of `size`: EVERY_LENGTH_UP_TO lengths one by one from
-    `shortest`, then a geometric ladder (each about 10 % longer), always ending at `size`."""
-    shortest = min(max(shortest, 1), size)
-    lengths = list(range(shortest, min(size, shortest + EVERY_LENGTH_UP_TO - 1) + 1))
-    while lengths[-1] < size:
-        lengths.append(min(size, max(lengths[-1] + 1, round(lengths[-1] * 1.1))))
-    return lengths
-
-
-class Engine:
+class Engine(Decoder):
     """Text-level calls on one loaded model."""
 
-    def __init__(self, model: InfillModel, options: DecodeOptions = DECODE_DEFAULTS) -> None:
-        self.model = model
-        self.options = options
-        # User text may contain "<s>" or "<mask>" (HTML, docs): encode it as text, never as a
-        # special token, so regions detokenize to exactly what they were.
-        self.model.tokenizer.encode_special_tokens = True
-        self._text_vocab = model.tokenizer.get_vocab_size()
-        self._newline_ids: list[int] | None = None
-
-    # ----- public calls -------------------------------------------------------------------
-
-    def infill(
-        self,
-        prefix: str,
-        suffix: str,
-        *,
-        single_line: bool = False,
-        candidates: int = 1,
-        max_tokens: int | None = None,
-        options: DecodeOptions | None = None,
-    ) -> list[Infill]:
-        """Fill the gap between prefix and suffix; see `infill_job`."""
-        return run(
-            self.infill_job(
-                prefix,
-                suffix,
-                single_line=single_line,
-                candidates=candidates,
-                max_tokens=max_tokens,
-                options=options,
-            )
-        )
-
-    def rewrite(
-        self,
-        prefix: str,
-        region: str,
-        suffix: str,
-        *,
-        candidates: int = 1,
-        options: DecodeOptions | None = None,
-    ) -> list[Infill]:
-        """Write the region anew; see `rewrite_job`."""
-        return run(self.rewrite_job(prefix, region, suffix, candidates=candidates, options=options))
-
-    def revise(
-        self,
-        prefix: str,
-        region: str,
-        suffix: str,
-        *,
-        threshold: float | None = None,
-        options: DecodeOptions | None = None,
-    ) -> Infill:
-        """Re-decode the unlikely tokens of a region; see `revise_job`."""
-        return run(self.revise_job(prefix, region, suffix, threshold=threshold, options=options))
-
-    def fill_holes(
-        self, text: str, marker: str = "<mask>", *, options: DecodeOptions | None = None
-    ) -> list[Hole]:
-        """Fill every marker in text; see `fill_holes_job`."""
-        return run(self.fill_holes_job(text, marker, options=options))
+    # ----- public calls: each a job, and the same call run to its end -------------------
 
     def infill_job(
         self,
@@ -244,17 +145,19 @@ class Engine:
         region: str,
         suffix: str,
         *,
-        threshold: float | None = None,
+        unlikely: float | None = None,
         options: DecodeOptions | None = None,
     ) -> Job[Infill]:
-        """Mask the region's tokens the model finds unlikely (log-prob below threshold) and
-        decode only those; the region comes back unchanged with steps=0 if none is unlikely."""
+        """Mask the region's tokens the model finds unlikely (log-prob below `unlikely`, by
+        default `options.unlikely_below`) and decode only those; the region comes back
+        unchanged with steps=0 if none is unlikely."""
         options = options or self.options
         sampling = sampling_of(options)
-        limit = DEFAULT_REVISE_THRESHOLD if threshold is None else threshold
+        if unlikely is None:
+            unlikely = options.unlikely_below
         window, _, logprobs = self._probe(prefix, region, suffix, options)
         likely = [math.exp(v) for v in logprobs.tolist()]
-        low = logprobs < limit  # (S,)
+        low = logprobs < unlikely  # (S,)
         if not bool(low.any()):
             return Infill(region, likely, 0)
         device = self.model.device
@@ -307,113 +210,12 @@ class Engine:
                 fills.append(found[0].text)
         return [Hole(s, s + len(marker), f) for s, f in zip(starts, fills, strict=True)]
 
+    infill = blocking(infill_job)
+    rewrite = blocking(rewrite_job)
+    revise = blocking(revise_job)
+    fill_holes = blocking(fill_holes_job)
+
     # ----- shared machinery ---------------------------------------------------------------
-
-    def _encode(self, text: str) -> list[int]:
-        return self.model.encode(text)
-
-    def _context(self, options: DecodeOptions) -> int:
-        return min(options.context_tokens, self.model.max_positions)
-
-    def _window(self, prefix: str, span_ids: list[int], suffix: str, context: int) -> Window:
-        """The token window around a span canvas; prefix, span and suffix tokenized apart."""
-        head, tail, at_start, at_end = clip_context(prefix, suffix, context)
-        try:
-            return build_window(
-                self._encode(head),
-                span_ids,
-                self._encode(tail),
-                context=context,
-                bos=self.model.ids.bos,
-                eos=self.model.ids.eos,
-                prefix_reaches_start=at_start,
-                suffix_reaches_end=at_end,
-            )
-        except ValueError as error:
-            raise InputError(
-                f"a span of {len(span_ids)} tokens does not fit the {context}-token window"
-            ) from error
-
-    def _banned(self, single_line: bool) -> list[int]:
-        """Ids never generated: special tokens, ids past the tokenizer, maybe line breaks."""
-        ids = self.model.ids
-        banned = [ids.bos, ids.eos, ids.pad, ids.unk, ids.mask]
-        banned += range(self._text_vocab, self.model.vocab_size)
-        if single_line:
-            banned += self._line_break_ids()
-        return banned
-
-    def _line_break_ids(self) -> list[int]:
-        if self._newline_ids is None:
-            texts = self.model.tokenizer.decode_batch(
-                [[i] for i in range(self._text_vocab)], skip_special_tokens=True
-            )
-            self._newline_ids = [i for i, t in enumerate(texts) if "\n" in t or "\r" in t]
-        return self._newline_ids
-
-    def _render(self, tokens: list[int]) -> str:
-        """A canvas for people: text so far, masks as MASK_GLYPH, fillers hidden."""
-        ids = self.model.ids
-        parts: list[str] = []
-        run_ids: list[int] = []
-        for token in [*tokens, ids.mask]:
-            if token == ids.mask:
-                parts.append(self.model.decode(run_ids))
-                run_ids = []
-                parts.append(MASK_GLYPH)
-            elif token != ids.filler:
-                run_ids.append(token)
-        return "".join(parts)[: -len(MASK_GLYPH)]
-
-    def _denoise(
-        self,
-        ids: torch.Tensor,
-        positions: torch.Tensor,
-        sampling: Sampling,
-        options: DecodeOptions,
-        *,
-        temperatures: list[float],
-        filler: bool = True,
-        single_line: bool = False,
-        step_base: int = 0,
-        rounds: int = 1,
-        first_logits: torch.Tensor | None = None,
-    ) -> Generator[Progress, None, Denoised]:
-        """Run the sampler on (B, T) ids, turning each of its steps into Progress.
-
-        filler=False forbids fillers in the masked positions; `first_logits` (from the length
-        ranking) stand in for the first step's forward pass.
-        """
-        generator = torch.Generator(device=ids.device)
-        if options.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(options.seed)
-        job = denoise(
-            lambda x, p: self.model.logits(x, p),
-            ids,
-            positions,
-            mask_id=self.model.ids.mask,
-            filler_id=self.model.ids.filler if filler else None,
-            banned_ids=self._banned(single_line) + ([] if filler else [self.model.ids.filler]),
-            sampling=sampling,
-            temperatures=torch.tensor(temperatures, device=ids.device),
-            generator=generator,
-            first_logits=first_logits,
-        )
-        total = sampling.steps * rounds
-        while True:
-            try:
-                state = next(job)
-            except StopIteration as stop:
-                result: Denoised = stop.value
-                return result
-            tokens = state.ids[0, positions]
-            yield Progress(
-                step_base * sampling.steps + state.step,
-                total,
-                lambda tokens=tokens: self._render(tokens.tolist()),  # type: ignore[misc]
-            )
 
     def _generate(
         self,
@@ -451,23 +253,21 @@ class Engine:
         scores = [0.0] * candidates
         first_logits = None
         if search:
-            # One batched pass over every length hypothesis (masks, then visible fillers) ranks
-            # them; its logits are also the first denoising step of the rows kept.
-            lengths = length_hypotheses(size, shortest)
-            rows = ids.repeat(len(lengths), 1)  # (H, T)
-            for row, length in enumerate(lengths):
-                rows[row, positions[length:]] = filler
-            logits = self.model.logits(rows, positions)  # (H, S, V)
-            banned = [*self._banned(single_line), filler]
-            ranked = length_scores(logits, rows[:, positions] == mask, banned)  # (H,)
-            order = ranked.argsort(descending=True).tolist()
-            decoded = max(candidates, min(options.lengths_decoded, len(order)))
-            # More candidates than lengths: the best length again, sampled with noise.
-            best = [order[i] if i < len(order) else order[0] for i in range(decoded)]
-            temperatures = [options.temperature] * min(decoded, len(order))
-            temperatures += [extra] * (decoded - len(temperatures))
-            ids, first_logits = rows[best], logits[best]  # (B, T), (B, S, V)
-            scores = [float(ranked[row]) for row in best]
+            chosen = choose_lengths(
+                self.model.logits,
+                ids,
+                positions,
+                mask_id=mask,
+                filler_id=filler,
+                banned_ids=self._banned(single_line),
+                shortest=shortest,
+                rows=candidates,
+                decoded=options.lengths_decoded,
+                temperature=options.temperature,
+                extra_temperature=extra,
+            )
+            ids, first_logits = chosen.ids, chosen.first_logits  # (B, T), (B, S, V)
+            temperatures, scores = chosen.temperatures, chosen.scores
         else:
             ids = ids.repeat(candidates, 1)  # (B, T)
         result = yield from self._denoise(
@@ -539,23 +339,3 @@ class Engine:
             chunk = tokens[hole * size : (hole + 1) * size]
             fills.append(self.model.decode([t for t in chunk if t != self.model.ids.filler]))
         return fills
-
-    def _probe(
-        self, prefix: str, region: str, suffix: str, options: DecodeOptions
-    ) -> tuple[Window, list[int], torch.Tensor]:
-        """The window around a region and each region token's log-prob under the masked probe."""
-        region_ids = self._encode(region)
-        context = self._context(options)
-        window = self._window(prefix, region_ids, suffix, context)
-        if not region_ids:
-            return window, region_ids, torch.zeros(0)
-        ids = torch.tensor(window.ids, device=self.model.device)  # (T,)
-        positions = torch.arange(window.span_start, window.span_end, device=self.model.device)
-        logprobs = probe_logprobs(
-            lambda x, p: self.model.logits(x, p),
-            ids,
-            positions,
-            mask_id=self.model.ids.mask,
-            stride=PROBE_STRIDE,
-        )
-        return window, region_ids, logprobs

@@ -11,3 +11,7 @@ class ModelError(InfillError):
 
 class InputError(InfillError):
     """A request or file the user gave cannot be served (bad position, range, encoding...)."""
+
+
+class Superseded(Exception):
+    """A newer request for the same document made this one pointless."""

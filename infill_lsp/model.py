@@ -74,6 +74,16 @@ class InfillModel:
     device: str = "cpu"
 
     @property
+    def name(self) -> str:
+        """What the model is called: `name` in its metadata, else its directory's name."""
+        return str(self.metadata.get("name") or self.directory.name)
+
+    @property
+    def version(self) -> str:
+        """The model's version as its metadata gives it ("" when it gives none)."""
+        return str(self.metadata.get("version", ""))
+
+    @property
     def vocab_size(self) -> int:
         config: Any = self.network.config
         return int(config.vocab_size)

@@ -55,6 +55,8 @@ class DecodeOptions:
     # the v4 model, 3 instead of 1 made 56 lines exact instead of 51 but gave a correct start on
     # 97 instead of 113, at 1.6 times the time: a choice for the user, not the default.
     lengths_decoded: int = 1
+    # revise re-decodes, and hints mark, the tokens whose log-probability is below this cut
+    unlikely_below: float = math.log(0.2)
 
 
 DECODE_DEFAULTS = DecodeOptions()

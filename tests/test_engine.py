@@ -79,7 +79,7 @@ def test_the_model_sees_prefix_and_suffix_byte_identical(
 def test_revise_without_unlikely_tokens_returns_the_region_exactly(
     engine: Engine, text: str
 ) -> None:
-    result = engine.revise("x = 1\n", text, "y = 2\n", threshold=-math.inf)
+    result = engine.revise("x = 1\n", text, "y = 2\n", unlikely=-math.inf)
     assert result.text == text
     assert result.steps == 0
     assert all(0.0 <= c <= 1.0 for c in result.confidences)
@@ -91,7 +91,7 @@ def test_revise_keeps_likely_tokens_and_redecodes_the_rest(
 ) -> None:
     scores = engine.score("", text, "")
     cutoff = sorted(s.logprob for s in scores)[len(scores) // 2]
-    result = engine.revise("", text, "", threshold=cutoff)
+    result = engine.revise("", text, "", unlikely=cutoff)
     assert 1 <= result.steps <= FAST.steps
     pieces = [model.decode([token]) for token in model.encode(text)]
     kept = [  # tokens made of whole characters (not a byte of an emoji) scored as likely

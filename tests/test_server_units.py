@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from infill_lsp.errors import InputError
 from infill_lsp.options import Settings, parse_settings
-from infill_lsp.positions import UTF8, UTF16, UTF32, LineIndex, code_units
+from infill_lsp.lsp.positions import UTF8, UTF16, UTF32, LineIndex, code_units
 from infill_lsp.postprocess import changed_span, shape_insertion
 
 TEXT = "a😀b\r\nüx\rlast\n"

@@ -1,7 +1,7 @@
 """Thin LSP handlers: unpack params, call the feature, turn expected misses into empty results.
 
-`register(server)` wires every method the server answers. The features live in `completion`,
-`actions` and `hints`; state lives in `server.InfillServer`.
+`create_server()` builds a server and `register(server)` wires every method it answers. The
+features live in `completion`, `actions` and `hints`; state lives in `server.InfillServer`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,19 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from infill_lsp import actions, completion, hints
 from infill_lsp.errors import InputError
-from infill_lsp.server import STATUS, InfillServer
+from infill_lsp.lsp import actions, completion, hints
+from infill_lsp.lsp.server import InfillServer
+from infill_lsp.lsp.wire import COMMANDS, STATUS
 
 log = logging.getLogger(__name__)
+
+
+def create_server() -> InfillServer:
+    """A fully wired server, ready to start on any transport."""
+    server = InfillServer()
+    register(server)
+    return server
 
 
 def register(server: InfillServer) -> None:
@@ -102,7 +110,7 @@ def register(server: InfillServer) -> None:
         except InputError as error:
             raise JsonRpcInvalidParams(str(error)) from error
 
-    for name in actions.TITLES:
+    for name in COMMANDS:
         _register_command(server, name)
 
 

@@ -2,7 +2,9 @@
 
 The server keeps its own store rather than pygls' workspace so that line breaks follow LSP
 ("\\n", "\\r\\n", "\\r" only), unknown URIs are never read from disk, and positions convert in the
-negotiated encoding through `positions`. Knows lsprotocol types, not the model.
+negotiated encoding through `positions`. Also the questions every feature asks of a document's
+text: the window of whole lines tree-sitter looks at, and whether the text near a span is fit
+for the model. Knows lsprotocol types, not the model.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from dataclasses import dataclass, field
 
 from lsprotocol import types
 
-from infill_lsp.positions import UTF16, LineIndex, check_span
+from infill_lsp.lsp.positions import UTF16, LineIndex, check_span
 
 log = logging.getLogger(__name__)
+
+SYNTAX_MARGIN = 20_000  # characters of text around the cursor that tree-sitter looks at
 
 
 @dataclass
@@ -103,3 +107,28 @@ class Documents:
     def close(self, uri: str) -> None:
         """Forget a document the client closed."""
         self._by_uri.pop(uri, None)
+
+
+def syntax_window(text: str, start: int, end: int) -> tuple[str, int]:
+    """Whole lines around text[start:end], at most SYNTAX_MARGIN characters each side.
+
+    Returns (window, offset of the window in text): huge files stay cheap to parse.
+    """
+    if len(text) <= 2 * SYNTAX_MARGIN + (end - start):
+        return text, 0
+    low = text.rfind("\n", 0, max(start - SYNTAX_MARGIN, 0)) + 1
+    high = text.find("\n", min(end + SYNTAX_MARGIN, len(text)))
+    high = len(text) if high < 0 else high
+    return text[low:high], low
+
+
+def usable_text(document: Document, start: int, end: int) -> bool:
+    """False for text the model must not see: NUL bytes or lone surrogates near the span."""
+    window, _ = syntax_window(document.text, start, end)
+    if "\x00" in window:
+        return False
+    try:
+        window.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

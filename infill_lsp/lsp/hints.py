@@ -14,15 +14,14 @@ import math
 
 from lsprotocol import types
 
-from infill_lsp.completion import usable_text
-from infill_lsp.server import InfillServer
+from infill_lsp.lsp.documents import usable_text
+from infill_lsp.lsp.server import InfillServer
 
 log = logging.getLogger(__name__)
 
 DELAY = 1.0  # seconds of quiet before scoring
 LINES_AROUND = 12
 MAX_CHARS = 2_000
-UNLIKELY = math.log(0.2)  # the same cut revise uses by default
 
 
 def schedule(ls: InfillServer, uri: str, line: int = 0) -> None:
@@ -56,6 +55,7 @@ async def _publish(ls: InfillServer, uri: str, line: int) -> None:
     if end <= start or not usable_text(document, start, end):
         return
     text = document.text
+    unlikely = engine.options.unlikely_below  # the same cut revise uses
     try:
         scores = await ls.run_model(engine.score, text[:start], text[start:end], text[end:])
     except Exception as error:  # hints are a nicety: never an error for the user
@@ -72,7 +72,7 @@ async def _publish(ls: InfillServer, uri: str, line: int) -> None:
             source="infill",
         )
         for score in scores
-        if score.logprob < UNLIKELY and text[start + score.start : start + score.end].strip()
+        if score.logprob < unlikely and text[start + score.start : start + score.end].strip()
     ]
     ls.text_document_publish_diagnostics(
         types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=document.version)

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from lsprotocol import types
 
 from infill_lsp import regions
-from infill_lsp.documents import Document
-from infill_lsp.errors import InputError
+from infill_lsp.errors import InputError, Superseded
+from infill_lsp.lsp.documents import syntax_window, usable_text
+from infill_lsp.lsp.server import InfillServer
 from infill_lsp.postprocess import Insertion, shape_insertion
-from infill_lsp.server import InfillServer, Superseded
 
 log = logging.getLogger(__name__)
 
-SYNTAX_MARGIN = 20_000  # characters of text around the cursor that tree-sitter looks at
 LABEL_LENGTH = 60
 
 
@@ -32,31 +31,6 @@ class Candidate:
 
     insertion: Insertion
     range: types.Range
-
-
-def syntax_window(text: str, start: int, end: int) -> tuple[str, int]:
-    """Whole lines around text[start:end], at most SYNTAX_MARGIN characters each side.
-
-    Returns (window, offset of the window in text): huge files stay cheap to parse.
-    """
-    if len(text) <= 2 * SYNTAX_MARGIN + (end - start):
-        return text, 0
-    low = text.rfind("\n", 0, max(start - SYNTAX_MARGIN, 0)) + 1
-    high = text.find("\n", min(end + SYNTAX_MARGIN, len(text)))
-    high = len(text) if high < 0 else high
-    return text[low:high], low
-
-
-def usable_text(document: Document, start: int, end: int) -> bool:
-    """False for text the model must not see: NUL bytes or lone surrogates near the span."""
-    window, _ = syntax_window(document.text, start, end)
-    if "\x00" in window:
-        return False
-    try:
-        window.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 async def complete(

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from infill_lsp import regions
-from infill_lsp.completion import syntax_window, usable_text
-from infill_lsp.documents import Document
 from infill_lsp.errors import InputError
+from infill_lsp.lsp.documents import Document, syntax_window, usable_text
+from infill_lsp.lsp.server import InfillServer
+from infill_lsp.lsp.wire import FILL_HOLES, REVISE, REWRITE, cancelled_error
 from infill_lsp.postprocess import changed_span
-from infill_lsp.server import InfillServer, cancelled_error
 from infill_lsp.window import CHARS_PER_TOKEN
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REWRITE, REVISE, FILL_HOLES = "infill.rewrite", "infill.revise", "infill.fillHoles"
 TITLES = {
     REWRITE: "Rewrite selection",
     REVISE: "Revise low-confidence tokens",
@@ -64,7 +63,7 @@ def parse_target(ls: InfillServer, name: str, args: tuple[Any, ...]) -> Target:
     range_: types.Range | None = None
     if raw_range is not None:
         try:
-            range_ = ls.protocol._converter.structure(raw_range, types.Range)
+            range_ = ls.protocol.read_as(raw_range, types.Range)
         except Exception as error:
             raise InputError(f"{name}: 'range' is not an LSP range ({error})") from error
     if range_ is None and name != FILL_HOLES:
@@ -279,7 +278,7 @@ def code_actions(ls: InfillServer, params: types.CodeActionParams) -> list[types
     only = params.context.only
     if only:
         names = [n for n in names if any(KINDS[n].value.startswith(kind) for kind in only)]
-    selection = {"uri": document.uri, "range": ls.protocol._converter.unstructure(params.range)}
+    selection = {"uri": document.uri, "range": ls.protocol.to_json(params.range)}
     actions = []
     for name in names:
         arguments = selection
