@@ -1,11 +1,15 @@
-"""Run the VS Code extension's checks from pytest: `tsc` compiles it (strict), `node --test` runs
-the unit tests of its pure modules and the end-to-end test in which Node starts the real
-infill-lsp server (the command line the extension computes) and talks to it over vscode-jsonrpc,
-and `vsce` packages it to a .vsix. Needs `npm ci --prefix editor-clients/vscode` beforehand.
+"""Run the VS Code extension's checks from pytest: package.json declares every server setting
+as the server's schema defines it; `tsc` compiles it (strict) and esbuild bundles it; `node --test`
+runs the unit tests of its pure modules, the end-to-end test in which Node starts the real
+infill-lsp server and talks to it over vscode-jsonrpc, and the extension test in which the real
+`activate()` and the real vscode-languageclient run through a stand-in for the `vscode` module;
+`vsce` packages it to a .vsix without warnings. Needs `npm ci --prefix editor-clients/vscode`
+beforehand (CI=true turns a missing Node into a failure, never a skip).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,11 +17,15 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
+from infill_lsp.options import settings_schema
+
 EXTENSION = Path(__file__).resolve().parent.parent / "editor-clients" / "vscode"
+# Settings the extension reads itself; every other infill.* setting is the server's.
+CLIENT_SETTINGS = {"pythonPath", "serverCommand", "completionFallback", "trace.server"}
 
 
 def missing(message: str) -> NoReturn:
@@ -64,6 +72,29 @@ def node_test(node: str, test_file: str, env: dict[str, str], timeout: float) ->
     return counts
 
 
+def test_package_json_declares_every_server_setting() -> None:
+    """contributes.configuration lists the server's settings with the server's types, defaults,
+    limits and choices (the extension forwards exactly these), and nothing else of the server's."""
+    manifest = json.loads((EXTENSION / "package.json").read_text(encoding="utf-8"))
+    declared: dict[str, dict[str, Any]] = {
+        key.removeprefix("infill."): value
+        for key, value in manifest["contributes"]["configuration"]["properties"].items()
+    }
+    schema = settings_schema()
+    assert set(declared) - CLIENT_SETTINGS == set(schema)
+    for name, server in schema.items():
+        mine = declared[name]
+        # A null default (the embedded model) is shown as "", which the server reads the same way.
+        if server["default"] is None and server["type"] == "string":
+            assert mine["default"] == "", name
+        else:
+            assert mine["default"] == server["default"], name
+        assert mine["type"] == server["type"], name
+        for limit in ("minimum", "maximum", "enum", "items"):
+            assert mine.get(limit) == server.get(limit), f"{name}.{limit}"
+        assert mine.get("description") or mine.get("markdownDescription"), name
+
+
 def test_vscode_unit(compiled: str) -> None:
     """Settings -> server command and initializationOptions, status view, command arguments."""
     counts = node_test(compiled, "settings.test.js", dict(os.environ), timeout=120)
@@ -78,8 +109,17 @@ def test_vscode_against_real_server(compiled: str, tiny_model_dir: Path) -> None
     assert counts["pass"] >= 4
 
 
+def test_vscode_extension_in_node(compiled: str, tiny_model_dir: Path) -> None:
+    """activate() and vscode-languageclient against the server: --stdio, debounce, trigger kinds,
+    settings, the completion fallback, a Python without the package, restarts."""
+    env = dict(os.environ, INFILL_PYTHON=sys.executable, INFILL_MODEL_PATH=str(tiny_model_dir))
+    counts = node_test(compiled, "extension.test.js", env, timeout=900)
+    assert counts.get("skipped") == 0
+    assert counts["pass"] >= 6
+
+
 def test_vscode_packages_to_vsix(compiled: str, tmp_path: Path) -> None:
-    """vsce packages the compiled extension with its runtime dependency and no sources."""
+    """vsce packages the bundled extension with the LICENSE, no sources, and no warnings."""
     npm = shutil.which("npm")
     assert npm is not None
     vsix = tmp_path / "infill-lsp.vsix"
@@ -91,9 +131,10 @@ def test_vscode_packages_to_vsix(compiled: str, tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, f"vsce failed:\n{result.stdout}\n{result.stderr}"
+    assert "WARNING" not in result.stdout + result.stderr, result.stdout + result.stderr
     names = set(zipfile.ZipFile(vsix).namelist())
     assert "extension/package.json" in names
-    assert "extension/out/extension.js" in names
-    assert "extension/node_modules/vscode-languageclient/package.json" in names
-    assert not any(name.startswith("extension/src/") for name in names)
-    assert not any(name.startswith("extension/out/test/") for name in names)
+    assert "extension/dist/extension.js" in names
+    assert "extension/LICENSE.txt" in names
+    assert not any(name.startswith("extension/node_modules/") for name in names)
+    assert not any(name.startswith(("extension/src/", "extension/out/")) for name in names)

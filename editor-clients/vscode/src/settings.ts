@@ -1,85 +1,48 @@
 /**
- * The extension's settings (`infill.*`) as one typed object, and what follows from them: the
- * server command line, the initializationOptions / didChangeConfiguration payload (camelCase on
- * the wire), and whether a language is enabled. Pure: no `vscode` import, so `node --test` covers it.
+ * The extension's settings (`infill.*`): the few the client reads itself (how to start the
+ * server, whether the completion fallback runs) and the server's own, which are forwarded as they
+ * are. The server's settings are the ones package.json declares beyond the client's; a test holds
+ * that list equal to the server's schema. Pure: no `vscode` import, so `node --test` covers it.
  */
 
-export interface InfillSettings {
-  /** Python that has the `infill-lsp` package; "" means `python3` (`python` on Windows). */
+/** Settings the client itself reads; every other `infill.*` setting belongs to the server. */
+export const CLIENT_SETTINGS = ["pythonPath", "serverCommand", "completionFallback", "trace.server"] as const;
+
+export interface ClientSettings {
+  /** Python that has the `infill-lsp` package; "" means the Python extension's, else `python3`. */
   pythonPath: string;
   /** Full server command line; overrides pythonPath when not empty. */
   serverCommand: string[];
-  /** Model directory; "" means the server's bundled default model. */
-  modelPath: string;
-  device: string;
-  /** CPU threads for the model; null: all cores. */
-  threads: number | null;
-  steps: number | null;
-  threshold: number | null;
-  temperature: number | null;
-  holeMarker: string;
-  debounceMs: number | null;
-  candidates: number | null;
-  /** languageId -> enabled; "*" is the default for languages not listed. */
-  enable: Record<string, boolean>;
+  /** Offer infills in the suggest widget (`textDocument/completion`) as well as ghost text. */
+  completionFallback: boolean;
 }
 
-export const DEFAULTS: InfillSettings = {
-  pythonPath: "",
-  serverCommand: [],
-  modelPath: "",
-  device: "",
-  threads: null,
-  steps: null,
-  threshold: null,
-  temperature: null,
-  holeMarker: "",
-  debounceMs: null,
-  candidates: null,
-  enable: { "*": true },
-};
+export const DEFAULTS: ClientSettings = { pythonPath: "", serverCommand: [], completionFallback: false };
 
 /** Reads one setting (e.g. `(key) => workspace.getConfiguration("infill").get(key)`). */
-export type SettingReader = (key: keyof InfillSettings) => unknown;
+export type SettingReader = (key: string) => unknown;
 
 export interface ReadResult {
-  settings: InfillSettings;
+  settings: ClientSettings;
   /** One message per setting that had a bad value and fell back to its default. */
   problems: string[];
 }
 
 type Check = (value: unknown) => boolean;
 
-const isString: Check = (v) => typeof v === "string";
-const isNumberOrNull: Check = (v) => v === null || (typeof v === "number" && Number.isFinite(v));
-const isNonNegativeOrNull: Check = (v) => v === null || (isNumberOrNull(v) && (v as number) >= 0);
-const isPositiveIntOrNull: Check = (v) => v === null || (Number.isInteger(v) && (v as number) >= 1);
-const isStringList: Check = (v) => Array.isArray(v) && v.every((item) => typeof item === "string");
-const isBoolMap: Check = (v) =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((b) => typeof b === "boolean");
-
-const CHECKS: { [K in keyof InfillSettings]: [Check, string] } = {
-  pythonPath: [isString, "a path"],
-  serverCommand: [isStringList, "a list of strings"],
-  modelPath: [isString, "a path"],
-  device: [isString, "a device name"],
-  threads: [isPositiveIntOrNull, "a whole number >= 1"],
-  steps: [isPositiveIntOrNull, "a whole number >= 1"],
-  threshold: [(v) => v === null || (isNumberOrNull(v) && (v as number) >= 0 && (v as number) <= 1), "a number in 0..1"],
-  temperature: [isNonNegativeOrNull, "a number >= 0"],
-  holeMarker: [isString, "a string"],
-  debounceMs: [isNonNegativeOrNull, "a number of milliseconds"],
-  candidates: [isPositiveIntOrNull, "a whole number >= 1"],
-  enable: [isBoolMap, 'an object like {"*": true, "plaintext": false}'],
+const CHECKS: { [K in keyof ClientSettings]: [Check, string] } = {
+  pythonPath: [(v) => typeof v === "string", "a path"],
+  serverCommand: [(v) => Array.isArray(v) && v.every((item) => typeof item === "string"), "a list of strings"],
+  completionFallback: [(v) => typeof v === "boolean", "true or false"],
 };
 
-/** Read every setting once; a missing one takes its default, a bad one too (with a message). */
+/** Read the client's settings; a missing one takes its default, a bad one too (with a message). */
 export function readSettings(read: SettingReader): ReadResult {
   const settings: Record<string, unknown> = { ...DEFAULTS };
   const problems: string[] = [];
-  for (const key of Object.keys(CHECKS) as (keyof InfillSettings)[]) {
+  for (const key of Object.keys(CHECKS) as (keyof ClientSettings)[]) {
     const value = read(key);
-    if (value === undefined) {
+    if (value === undefined || value === null) {
       continue;
     }
     const [check, expected] = CHECKS[key];
@@ -89,57 +52,61 @@ export function readSettings(read: SettingReader): ReadResult {
       problems.push(`infill.${key}: expected ${expected}, got ${JSON.stringify(value)}; using the default`);
     }
   }
-  return { settings: settings as unknown as InfillSettings, problems };
+  return { settings: settings as unknown as ClientSettings, problems };
+}
+
+/** The names (without `infill.`) of the server's settings among package.json's properties. */
+export function serverSettingNames(packageJson: unknown): string[] {
+  const properties = (packageJson as { contributes?: { configuration?: { properties?: Record<string, unknown> } } })
+    ?.contributes?.configuration?.properties;
+  const client: readonly string[] = CLIENT_SETTINGS;
+  return Object.keys(properties ?? {})
+    .filter((key) => key.startsWith("infill."))
+    .map((key) => key.slice("infill.".length))
+    .filter((name) => !client.includes(name));
+}
+
+/**
+ * What the server reads (initializationOptions, workspace/configuration and didChangeConfiguration):
+ * every server setting, the user's value where one is set, else null, which the server reads as
+ * its default (for decode settings that is the model's own, which a package.json default would
+ * override). `explicit` returns undefined for a setting the user has not set.
+ */
+export function serverOptions(names: readonly string[], explicit: (name: string) => unknown): Record<string, unknown> {
+  const wire: Record<string, unknown> = {};
+  for (const name of names) {
+    const value = explicit(name);
+    wire[name] = value === undefined ? null : value;
+  }
+  return wire;
 }
 
 export interface ServerCommand {
   command: string;
   args: string[];
+  /** The Python that runs `-m infill_lsp`; undefined for a custom serverCommand. */
+  python?: string;
 }
 
-/** The server's command line: `serverCommand` as given, else `<python> -m infill_lsp`. */
-export function serverCommand(settings: InfillSettings, platform: string = process.platform): ServerCommand {
+/**
+ * The server's command line: `serverCommand` as given, else `<python> -m infill_lsp` with
+ * pythonPath, else the interpreter the Python extension has selected, else `python3`.
+ */
+export function serverCommand(settings: ClientSettings, selected: string | undefined, platform: string = process.platform): ServerCommand {
   const [first, ...rest] = settings.serverCommand;
   if (first !== undefined && first !== "") {
     return { command: first, args: rest };
   }
-  const python = settings.pythonPath !== "" ? settings.pythonPath : platform === "win32" ? "python" : "python3";
-  return { command: python, args: ["-m", "infill_lsp"] };
+  const python = settings.pythonPath || selected || (platform === "win32" ? "python" : "python3");
+  return { command: python, args: ["-m", "infill_lsp"], python };
 }
 
-/**
- * What the server reads (initializationOptions, and section "infill" of didChangeConfiguration).
- * Unset settings are left out, or with `nulls` sent as null, which tells a running server to go
- * back to its default.
- */
-export function serverOptions(settings: InfillSettings, nulls = false): Record<string, string | number | null> {
-  const wire: Record<string, string | number | null> = {};
-  const strings = ["modelPath", "device", "holeMarker"] as const;
-  const numbers = ["threads", "steps", "threshold", "temperature", "debounceMs", "candidates"] as const;
-  for (const key of strings) {
-    if (settings[key] !== "") {
-      wire[key] = settings[key];
-    } else if (nulls) {
-      wire[key] = null;
-    }
-  }
-  for (const key of numbers) {
-    const value = settings[key];
-    if (value !== null || nulls) {
-      wire[key] = value;
-    }
-  }
-  return wire;
+/** Whether documents of `languageId` get ghost text: the server's `languages` list, empty: all. */
+export function isEnabledFor(languages: unknown, languageId: string): boolean {
+  return !Array.isArray(languages) || languages.length === 0 || languages.includes(languageId);
 }
 
-/** Whether inline completion runs for `languageId`: its own entry, else "*", else on. */
-export function isEnabledFor(settings: InfillSettings, languageId: string): boolean {
-  return settings.enable[languageId] ?? settings.enable["*"] ?? true;
-}
-
-/** True when a change of these settings needs a server restart (not just didChangeConfiguration). */
-export function needsRestart(before: InfillSettings, after: InfillSettings): boolean {
-  const a = serverCommand(before);
-  const b = serverCommand(after);
-  return a.command !== b.command || a.args.join("\u0000") !== b.args.join("\u0000") || before.modelPath !== after.modelPath || before.device !== after.device;
+/** True when the server must be restarted: its command line changed (the server reloads models). */
+export function needsRestart(before: ServerCommand, after: ServerCommand): boolean {
+  return before.command !== after.command || before.args.join("\u0000") !== after.args.join("\u0000");
 }

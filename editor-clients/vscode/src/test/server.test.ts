@@ -12,7 +12,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { after, before, test } from "node:test";
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from "vscode-jsonrpc/node";
 import { SERVER_COMMANDS, STATUS_METHOD, commandArgument, isServerStatus, type ServerStatus, type WirePosition, type WireRange } from "../protocol";
-import { readSettings, serverCommand, serverOptions, type InfillSettings } from "../settings";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { readSettings, serverCommand, serverOptions, serverSettingNames } from "../settings";
 
 const python = process.env.INFILL_PYTHON;
 const modelPath = process.env.INFILL_MODEL_PATH;
@@ -64,7 +66,7 @@ function editsFor(edit: WorkspaceEdit, uri: string): TextEdit[] {
 
 let server: ChildProcessWithoutNullStreams;
 let connection: MessageConnection;
-let settings: InfillSettings;
+let wire: Record<string, unknown>;
 let stderr = "";
 const statuses: ServerStatus[] = [];
 const progress: { token: string | number; value: { kind: string } }[] = [];
@@ -88,9 +90,12 @@ before(async () => {
   }
   // The same settings -> command line -> initializationOptions path as the extension.
   const values: Record<string, unknown> = { pythonPath: python, modelPath, steps: 8 };
-  settings = readSettings((key) => values[key]).settings;
-  const { command, args } = serverCommand(settings);
-  server = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+  const settings = readSettings((key) => values[key]).settings;
+  const names = serverSettingNames(JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")));
+  wire = serverOptions(names, (name) => values[name]);
+  const { command, args } = serverCommand(settings, undefined);
+  // --stdio as vscode-languageclient appends it (TransportKind.stdio).
+  server = spawn(command, [...args, "--stdio"], { stdio: ["pipe", "pipe", "pipe"] });
   server.stderr.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
@@ -108,7 +113,7 @@ before(async () => {
   connection.onRequest("window/workDoneProgress/create", () => null);
   connection.onRequest("client/registerCapability", () => null);
   connection.onRequest("workspace/configuration", (params: { items: unknown[] }) =>
-    params.items.map(() => serverOptions(settings)),
+    params.items.map(() => wire),
   );
   connection.onRequest("workspace/applyEdit", (params: { edit: WorkspaceEdit }) => {
     appliedEdits.push(params);
@@ -145,7 +150,7 @@ test("initialize advertises inline completion and the commands; the model loads"
       workspace: { applyEdit: true, configuration: true, workspaceEdit: { documentChanges: true } },
       window: { workDoneProgress: true },
     },
-    initializationOptions: serverOptions(settings),
+    initializationOptions: wire,
   })) as { capabilities: { inlineCompletionProvider?: unknown; executeCommandProvider?: { commands: string[] } } };
   assert.ok(result.capabilities.inlineCompletionProvider, "inlineCompletionProvider");
   const commands = result.capabilities.executeCommandProvider?.commands ?? [];

@@ -1,93 +1,77 @@
-/** Unit tests for the pure modules: settings -> server command and options, status view. */
+/** Unit tests for the pure modules: settings -> server command and options, status view, preflight. */
 
 import * as assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
+import { checkPython } from "../preflight";
 import { commandArgument, isServerStatus } from "../protocol";
-import { DEFAULTS, isEnabledFor, needsRestart, readSettings, serverCommand, serverOptions, type InfillSettings } from "../settings";
+import { CLIENT_SETTINGS, DEFAULTS, isEnabledFor, needsRestart, readSettings, serverCommand, serverOptions, serverSettingNames } from "../settings";
 import { statusView } from "../status";
+
+const packageJson: unknown = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8"));
 
 function fromObject(values: Record<string, unknown>): ReturnType<typeof readSettings> {
   return readSettings((key) => values[key]);
 }
 
-test("no settings: python3 -m infill_lsp and no initialization options", () => {
+test("no settings: python3 -m infill_lsp (python on Windows), or the Python extension's interpreter", () => {
   const { settings, problems } = fromObject({});
   assert.deepEqual(problems, []);
   assert.deepEqual(settings, DEFAULTS);
-  assert.deepEqual(serverCommand(settings, "linux"), { command: "python3", args: ["-m", "infill_lsp"] });
-  assert.deepEqual(serverCommand(settings, "win32"), { command: "python", args: ["-m", "infill_lsp"] });
-  assert.deepEqual(serverOptions(settings), {});
+  assert.deepEqual(serverCommand(settings, undefined, "linux"), { command: "python3", args: ["-m", "infill_lsp"], python: "python3" });
+  assert.deepEqual(serverCommand(settings, undefined, "win32"), { command: "python", args: ["-m", "infill_lsp"], python: "python" });
+  assert.equal(serverCommand(settings, "/venv/bin/python", "linux").command, "/venv/bin/python");
 });
 
-test("pythonPath and serverCommand choose the command line", () => {
-  const python = fromObject({ pythonPath: "/venv/bin/python" }).settings;
-  assert.deepEqual(serverCommand(python), { command: "/venv/bin/python", args: ["-m", "infill_lsp"] });
-  const custom = fromObject({ pythonPath: "/venv/bin/python", serverCommand: ["infill-lsp", "--log-level", "debug"] }).settings;
-  assert.deepEqual(serverCommand(custom), { command: "infill-lsp", args: ["--log-level", "debug"] });
+test("pythonPath beats the selected interpreter; serverCommand beats both and is not checked as a Python", () => {
+  const python = fromObject({ pythonPath: "/opt/py/bin/python" }).settings;
+  assert.deepEqual(serverCommand(python, "/venv/bin/python"), { command: "/opt/py/bin/python", args: ["-m", "infill_lsp"], python: "/opt/py/bin/python" });
+  const custom = fromObject({ pythonPath: "/opt/py/bin/python", serverCommand: ["infill-lsp", "--log-level", "DEBUG"] }).settings;
+  assert.deepEqual(serverCommand(custom, "/venv/bin/python"), { command: "infill-lsp", args: ["--log-level", "DEBUG"] });
 });
 
-test("set values go to the server in camelCase; unset (empty, null) ones stay server defaults", () => {
-  const { settings } = fromObject({
-    modelPath: "/models/mine",
-    steps: 8,
-    threshold: 0.8,
-    temperature: 0,
-    holeMarker: "???",
-    device: "",
-    threads: 1,
-    debounceMs: null,
-    candidates: 3,
-  });
-  assert.deepEqual(serverOptions(settings), {
-    modelPath: "/models/mine",
-    holeMarker: "???",
-    threads: 1,
-    steps: 8,
-    threshold: 0.8,
-    temperature: 0,
-    candidates: 3,
-  });
+test("the server's settings are package.json's beyond the client's, and all of them go on the wire", () => {
+  const names = serverSettingNames(packageJson);
+  for (const client of CLIENT_SETTINGS) {
+    assert.ok(!names.includes(client), `${client} stays in the client`);
+  }
+  for (const name of ["modelPath", "device", "steps", "confidence", "remask", "length", "lengthsDecoded", "maxSpanTokens", "contextTokens", "hints", "languages", "candidates"]) {
+    assert.ok(names.includes(name), `${name} is forwarded`);
+  }
+  const wire = serverOptions(names, (name) => ({ steps: 8, hints: true, languages: ["python"] })[name]);
+  assert.deepEqual(Object.keys(wire).sort(), [...names].sort());
+  assert.equal(wire.steps, 8);
+  assert.equal(wire.hints, true);
+  assert.deepEqual(wire.languages, ["python"]);
+  assert.equal(wire.temperature, null, "unset settings go as null: the server's (the model's) default");
 });
 
-test("for a running server, unset settings go as null (back to the default)", () => {
-  const { settings } = fromObject({ steps: 8 });
-  assert.deepEqual(serverOptions(settings, true), {
-    modelPath: null,
-    device: null,
-    holeMarker: null,
-    threads: null,
-    steps: 8,
-    threshold: null,
-    temperature: null,
-    debounceMs: null,
-    candidates: null,
-  });
+test("bad client settings fall back to defaults with one message each", () => {
+  const { settings, problems } = fromObject({ serverCommand: "infill-lsp", pythonPath: 3, completionFallback: "yes" });
+  assert.deepEqual(settings, DEFAULTS);
+  assert.equal(problems.length, 3);
+  assert.match(problems[0] ?? "", /^infill\.pythonPath: expected a path/);
 });
 
-test("bad values fall back to defaults with one message each", () => {
-  const { settings, problems } = fromObject({ steps: 0, threshold: 2, serverCommand: "infill-lsp", enable: { python: "yes" }, modelPath: 3 });
-  assert.equal(settings.steps, null);
-  assert.equal(settings.threshold, null);
-  assert.deepEqual(settings.serverCommand, []);
-  assert.deepEqual(settings.enable, { "*": true });
-  assert.equal(settings.modelPath, "");
-  assert.equal(problems.length, 5);
-  assert.match(problems[0] ?? "", /^infill\.serverCommand: expected a list of strings/);
+test("languages: empty or unset means all", () => {
+  assert.equal(isEnabledFor([], "rust"), true);
+  assert.equal(isEnabledFor(undefined, "rust"), true);
+  assert.equal(isEnabledFor(["python"], "python"), true);
+  assert.equal(isEnabledFor(["python"], "plaintext"), false);
 });
 
-test("enable per language: own entry, then '*', then on", () => {
-  const settings: InfillSettings = { ...DEFAULTS, enable: { "*": false, python: true } };
-  assert.equal(isEnabledFor(settings, "python"), true);
-  assert.equal(isEnabledFor(settings, "markdown"), false);
-  assert.equal(isEnabledFor({ ...DEFAULTS, enable: {} }, "rust"), true);
-  assert.equal(isEnabledFor({ ...DEFAULTS, enable: { plaintext: false } }, "plaintext"), false);
+test("a restart is needed only when the command line changes (the server reloads models itself)", () => {
+  const base = serverCommand(DEFAULTS, undefined, "linux");
+  assert.equal(needsRestart(base, serverCommand(DEFAULTS, undefined, "linux")), false);
+  assert.equal(needsRestart(base, serverCommand({ ...DEFAULTS, pythonPath: "/usr/bin/python3.12" }, undefined, "linux")), true);
+  assert.equal(needsRestart(base, serverCommand({ ...DEFAULTS, serverCommand: ["python3", "-m", "infill_lsp"] }, undefined, "linux")), false);
+  assert.equal(needsRestart(base, serverCommand({ ...DEFAULTS, serverCommand: ["python3", "-m", "infill_lsp", "--log-level", "DEBUG"] }, undefined, "linux")), true);
 });
 
-test("a restart is needed for command, model or device changes, not for sampling settings", () => {
-  assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, steps: 4, temperature: 0.5 }), false);
-  assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, pythonPath: "/usr/bin/python3.12" }), true);
-  assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, modelPath: "/m" }), true);
-  assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, serverCommand: ["python3", "-m", "infill_lsp"] }), false);
+test("preflight: a missing interpreter is one message that names it and the setting", async () => {
+  const message = await checkPython("/nonexistent/bin/python3");
+  assert.match(message ?? "", /^infill: Python \/nonexistent\/bin\/python3 not found: set infill\.pythonPath/);
 });
 
 test("command argument carries the range only when there is one", () => {

@@ -1,0 +1,534 @@
+/**
+ * A small stand-in for the `vscode` module, enough to run the real `activate()` and the real
+ * vscode-languageclient in Node: settings with defaults from package.json, text documents and
+ * their events, providers and commands recorded, messages recorded. `install()` makes
+ * `require("vscode")` return it. Values follow VS Code's API (e.g. InlineCompletionTriggerKind
+ * Invoke = 0, Automatic = 1), so the client's conversions to LSP are really exercised.
+ */
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import Module = require("node:module");
+
+type Listener<T> = (value: T) => unknown;
+
+export class EventEmitter<T> {
+  private listeners = new Set<Listener<T>>();
+  event = (listener: Listener<T>, thisArg?: unknown, disposables?: Disposable[]): Disposable => {
+    const bound: Listener<T> = (value) => listener.call(thisArg, value);
+    this.listeners.add(bound);
+    const disposable = new Disposable(() => this.listeners.delete(bound));
+    disposables?.push(disposable);
+    return disposable;
+  };
+  fire(value: T): void {
+    for (const listener of [...this.listeners]) {
+      listener(value);
+    }
+  }
+  dispose(): void {
+    this.listeners.clear();
+  }
+}
+
+export class Disposable {
+  constructor(private readonly callOnDispose: () => unknown) {}
+  static from(...items: { dispose(): unknown }[]): Disposable {
+    return new Disposable(() => items.forEach((item) => item.dispose()));
+  }
+  dispose(): void {
+    this.callOnDispose();
+  }
+}
+
+export class Position {
+  constructor(
+    readonly line: number,
+    readonly character: number,
+  ) {}
+  isEqual(other: Position): boolean {
+    return this.line === other.line && this.character === other.character;
+  }
+  isBefore(other: Position): boolean {
+    return this.line < other.line || (this.line === other.line && this.character < other.character);
+  }
+  translate(lineDelta = 0, characterDelta = 0): Position {
+    return new Position(this.line + lineDelta, this.character + characterDelta);
+  }
+}
+
+export class Range {
+  readonly start: Position;
+  readonly end: Position;
+  constructor(a: Position | number, b: Position | number, c?: number, d?: number) {
+    this.start = typeof a === "number" ? new Position(a, b as number) : a;
+    this.end = typeof a === "number" ? new Position(c as number, d as number) : (b as Position);
+  }
+  get isEmpty(): boolean {
+    return this.start.isEqual(this.end);
+  }
+}
+
+export class Selection extends Range {
+  get anchor(): Position {
+    return this.start;
+  }
+  get active(): Position {
+    return this.end;
+  }
+}
+
+export class Uri {
+  private constructor(
+    readonly scheme: string,
+    readonly path: string,
+    private readonly raw: string,
+  ) {}
+  static parse(value: string): Uri {
+    const scheme = /^([a-zA-Z][\w+.-]*):/.exec(value)?.[1] ?? "file";
+    const path = scheme === "file" ? decodeURIComponent(value.replace(/^file:\/\//, "")) : value.slice(scheme.length + 1);
+    return new Uri(scheme, path, value);
+  }
+  static file(path: string): Uri {
+    return new Uri("file", path, "file://" + encodeURI(path));
+  }
+  get fsPath(): string {
+    return this.path;
+  }
+  get authority(): string {
+    return "";
+  }
+  get query(): string {
+    return "";
+  }
+  get fragment(): string {
+    return "";
+  }
+  toString(): string {
+    return this.raw;
+  }
+  toJSON(): unknown {
+    return { scheme: this.scheme, path: this.path };
+  }
+  with(): Uri {
+    return this;
+  }
+}
+
+export class CancellationTokenSource {
+  private readonly emitter = new EventEmitter<void>();
+  token = { isCancellationRequested: false, onCancellationRequested: this.emitter.event };
+  cancel(): void {
+    if (!this.token.isCancellationRequested) {
+      this.token.isCancellationRequested = true;
+      this.emitter.fire();
+    }
+  }
+  dispose(): void {
+    this.emitter.dispose();
+  }
+}
+
+export class CancellationError extends Error {}
+
+export class InlineCompletionItem {
+  constructor(
+    public insertText: string | { value: string },
+    public range?: Range,
+    public command?: unknown,
+  ) {}
+}
+
+export class InlineCompletionList {
+  constructor(public items: InlineCompletionItem[]) {}
+}
+
+export class CompletionItem {
+  constructor(
+    public label: string,
+    public kind?: number,
+  ) {}
+}
+
+export class CompletionList {
+  constructor(
+    public items: CompletionItem[] = [],
+    public isIncomplete = false,
+  ) {}
+}
+
+class CodeActionKind {
+  static readonly Empty = new CodeActionKind("");
+  constructor(readonly value: string) {}
+  append(part: string): CodeActionKind {
+    return new CodeActionKind(this.value ? `${this.value}.${part}` : part);
+  }
+  contains(other: CodeActionKind): boolean {
+    return this.value === "" || other.value === this.value || other.value.startsWith(this.value + ".");
+  }
+  intersects(other: CodeActionKind): boolean {
+    return this.contains(other) || other.contains(this);
+  }
+}
+
+const UNMODELLED_NAMES = (
+  "CallHierarchyIncomingCall CallHierarchyItem CallHierarchyOutgoingCall CodeAction CodeActionTriggerKind CodeLens Color " +
+  "ColorInformation ColorPresentation CompletionItemKind CompletionItemTag Diagnostic " +
+  "DiagnosticRelatedInformation DiagnosticTag DocumentHighlight DocumentHighlightKind DocumentLink DocumentSymbol FileType " +
+  "FoldingRange FoldingRangeKind Hover InlayHint InlayHintLabelPart InlineValueEvaluatableExpression InlineValueText " +
+  "InlineValueVariableLookup LinkedEditingRanges Location MarkdownString NotebookCellKind ParameterInformation RelativePattern " +
+  "SelectionRange SemanticTokens SemanticTokensEdit SemanticTokensEdits SignatureHelp SignatureHelpTriggerKind " +
+  "SignatureInformation SnippetString SnippetTextEdit SymbolInformation SymbolKind SymbolTag TabInputCustom TabInputNotebook " +
+  "TabInputText TabInputTextDiff TextEdit TypeHierarchyItem WorkspaceEdit"
+).split(" ");
+
+/** A class for any other name the client touches (CompletionItem, CodeLens, Diagnostic, ...). */
+function generic(name: string): any {
+  const made = class {
+    constructor(...args: unknown[]) {
+      Object.assign(this, { __standIn: name, args });
+    }
+  };
+  Object.defineProperty(made, "name", { value: name });
+  return made;
+}
+
+export interface TextDocumentLike {
+  uri: Uri;
+  fileName: string;
+  languageId: string;
+  version: number;
+  isClosed: boolean;
+  isDirty: boolean;
+  isUntitled: boolean;
+  eol: number;
+  lineCount: number;
+  getText(range?: Range): string;
+  offsetAt(position: Position): number;
+  positionAt(offset: number): Position;
+  lineAt(line: number): { text: string; range: Range };
+  save(): Promise<boolean>;
+}
+
+function makeDocument(uri: Uri, languageId: string, initial: string): TextDocumentLike & { text: string } {
+  const doc = {
+    uri,
+    fileName: uri.fsPath,
+    languageId,
+    version: 1,
+    isClosed: false,
+    isDirty: false,
+    isUntitled: uri.scheme === "untitled",
+    eol: 1,
+    text: initial,
+    get lineCount(): number {
+      return doc.text.split("\n").length;
+    },
+    getText(range?: Range): string {
+      return range === undefined ? doc.text : doc.text.slice(doc.offsetAt(range.start), doc.offsetAt(range.end));
+    },
+    offsetAt(position: Position): number {
+      const lines = doc.text.split("\n");
+      let offset = 0;
+      for (let i = 0; i < position.line && i < lines.length; i++) {
+        offset += lines[i]!.length + 1;
+      }
+      return offset + Math.min(position.character, lines[position.line]?.length ?? 0);
+    },
+    positionAt(offset: number): Position {
+      const before = doc.text.slice(0, offset).split("\n");
+      return new Position(before.length - 1, before[before.length - 1]!.length);
+    },
+    lineAt(line: number): { text: string; range: Range } {
+      const text = doc.text.split("\n")[line] ?? "";
+      return { text, range: new Range(line, 0, line, text.length) };
+    },
+    save: () => Promise.resolve(true),
+  };
+  return doc;
+}
+
+function matches(selector: any, document: TextDocumentLike): number {
+  if (Array.isArray(selector)) {
+    return Math.max(0, ...selector.map((one) => matches(one, document)));
+  }
+  if (typeof selector === "string") {
+    return selector === "*" || selector === document.languageId ? 10 : 0;
+  }
+  if (selector.notebookType !== undefined) {
+    return 0;
+  }
+  if (selector.language !== undefined && selector.language !== "*" && selector.language !== document.languageId) {
+    return 0;
+  }
+  if (selector.scheme !== undefined && selector.scheme !== "*" && selector.scheme !== document.uri.scheme) {
+    return 0;
+  }
+  return 10;
+}
+
+export interface Message {
+  kind: "error" | "warning" | "info";
+  text: string;
+}
+
+export interface Registered<P> {
+  selector: unknown;
+  provider: P;
+  disposed: boolean;
+}
+
+/** The stand-in's state, for tests to drive and inspect. */
+export class StandIn {
+  /** Settings the user set, by full key (`infill.steps`); package.json gives the defaults. */
+  readonly user = new Map<string, unknown>();
+  readonly defaults = new Map<string, unknown>();
+  readonly messages: Message[] = [];
+  readonly commands = new Map<string, (...args: any[]) => unknown>();
+  readonly inlineProviders: Registered<any>[] = [];
+  readonly completionProviders: Registered<any>[] = [];
+  readonly documents: (TextDocumentLike & { text: string })[] = [];
+  readonly statusItems: { text: string; tooltip: string }[] = [];
+  readonly log: string[] = [];
+  readonly onOpen = new EventEmitter<TextDocumentLike>();
+  readonly onChange = new EventEmitter<unknown>();
+  readonly onClose = new EventEmitter<TextDocumentLike>();
+  readonly onConfiguration = new EventEmitter<{ affectsConfiguration(section: string): boolean }>();
+  /** Names of `vscode` members the code asked for that the stand-in does not model. */
+  readonly unmodelled = new Set<string>();
+  readonly module: any;
+
+  constructor(packageJson: any) {
+    for (const [key, schema] of Object.entries<any>(packageJson.contributes.configuration.properties)) {
+      this.defaults.set(key, schema.default);
+    }
+    this.module = this.build();
+  }
+
+  /** Forget documents, settings, messages and registrations (between activations). */
+  reset(): void {
+    for (const doc of this.documents) {
+      doc.isClosed = true;
+    }
+    this.documents.length = 0;
+    this.user.clear();
+    this.messages.length = 0;
+    this.inlineProviders.length = 0;
+    this.completionProviders.length = 0;
+    this.statusItems.length = 0;
+    this.commands.clear();
+    this.log.length = 0;
+  }
+
+  /** Open a document (fires onDidOpenTextDocument). */
+  open(path: string, languageId: string, text: string): TextDocumentLike & { text: string } {
+    const doc = makeDocument(Uri.file(path), languageId, text);
+    this.documents.push(doc);
+    this.onOpen.fire(doc);
+    return doc;
+  }
+
+  /** Type `text` at the end of `line` (fires onDidChangeTextDocument with an incremental change). */
+  type(doc: TextDocumentLike & { text: string }, line: number, text: string): Position {
+    const end = doc.lineAt(line).range.end;
+    const offset = doc.offsetAt(end);
+    doc.text = doc.text.slice(0, offset) + text + doc.text.slice(offset);
+    doc.version += 1;
+    const range = new Range(end, end);
+    this.onChange.fire({ document: doc, contentChanges: [{ range, rangeOffset: offset, rangeLength: 0, text }], reason: undefined });
+    return new Position(line, end.character + text.length);
+  }
+
+  /** Change user settings (undefined removes one) and fire onDidChangeConfiguration. */
+  configure(values: Record<string, unknown>): void {
+    for (const [key, value] of Object.entries(values)) {
+      if (value === undefined) {
+        this.user.delete(key);
+      } else {
+        this.user.set(key, value);
+      }
+    }
+    const keys = Object.keys(values);
+    this.onConfiguration.fire({ affectsConfiguration: (section) => keys.some((key) => key === section || key.startsWith(section + ".")) });
+  }
+
+  private configuration(section?: string): any {
+    const full = (key: string): string => (section ? `${section}.${key}` : key);
+    return {
+      get: (key: string, fallback?: unknown) => {
+        const name = full(key);
+        if (this.user.has(name)) {
+          return this.user.get(name);
+        }
+        if (this.defaults.has(name)) {
+          return this.defaults.get(name);
+        }
+        const nested: Record<string, unknown> = {};
+        for (const [k, v] of [...this.defaults, ...this.user]) {
+          if (k.startsWith(name + ".")) {
+            nested[k.slice(name.length + 1)] = v;
+          }
+        }
+        return Object.keys(nested).length > 0 ? nested : fallback;
+      },
+      has: (key: string) => this.user.has(full(key)) || this.defaults.has(full(key)),
+      inspect: (key: string) => ({ key: full(key), defaultValue: this.defaults.get(full(key)), globalValue: this.user.get(full(key)) }),
+      update: (key: string, value: unknown) => {
+        this.configure({ [full(key)]: value });
+        return Promise.resolve();
+      },
+    };
+  }
+
+  private build(): any {
+    const self = this;
+    const record =
+      (kind: Message["kind"]) =>
+      (text: string): Promise<undefined> => {
+        this.messages.push({ kind, text });
+        return Promise.resolve(undefined);
+      };
+    const register =
+      <P>(list: Registered<P>[]) =>
+      (selector: unknown, provider: P): Disposable => {
+        const entry = { selector, provider, disposed: false };
+        list.push(entry);
+        return new Disposable(() => {
+          entry.disposed = true;
+        });
+      };
+    const outputChannel = (name: string): any => {
+      const line = (level: string) => (message: string) => this.log.push(`[${name} ${level}] ${message}`);
+      return {
+        name,
+        logLevel: 2,
+        onDidChangeLogLevel: new EventEmitter<number>().event,
+        append: line("append"),
+        appendLine: line("line"),
+        replace: line("replace"),
+        trace: line("trace"),
+        debug: line("debug"),
+        info: line("info"),
+        warn: line("warn"),
+        error: (message: string | Error) => this.log.push(`[${name} error] ${String(message)}`),
+        clear: () => undefined,
+        show: () => undefined,
+        hide: () => undefined,
+        dispose: () => undefined,
+      };
+    };
+    const noEvent = new EventEmitter<any>().event;
+    const known: Record<string, any> = {
+      version: "1.91.0",
+      env: { appName: "Visual Studio Code (stand-in)", language: "en", machineId: "test", openExternal: () => Promise.resolve(true) },
+      EventEmitter,
+      Disposable,
+      Position,
+      Range,
+      Selection,
+      Uri,
+      CancellationTokenSource,
+      CancellationError,
+      InlineCompletionItem,
+      InlineCompletionList,
+      CompletionItem,
+      CompletionList,
+      CodeActionKind,
+      InlineCompletionTriggerKind: { Invoke: 0, Automatic: 1 },
+      CompletionTriggerKind: { Invoke: 0, TriggerCharacter: 1, TriggerForIncompleteCompletions: 2 },
+      ProgressLocation: { SourceControl: 1, Window: 10, Notification: 15 },
+      StatusBarAlignment: { Left: 1, Right: 2 },
+      LogLevel: { Off: 0, Trace: 1, Debug: 2, Info: 3, Warning: 4, Error: 5 },
+      DiagnosticSeverity: { Error: 0, Warning: 1, Information: 2, Hint: 3 },
+      EndOfLine: { LF: 1, CRLF: 2 },
+      TextDocumentSaveReason: { Manual: 1, AfterDelay: 2, FocusOut: 3 },
+      ThemeColor: generic("ThemeColor"),
+      workspace: {
+        getConfiguration: (section?: string) => this.configuration(section),
+        get textDocuments() {
+          return self.documents.filter((doc) => !doc.isClosed);
+        },
+        notebookDocuments: [],
+        workspaceFolders: undefined,
+        onDidOpenTextDocument: this.onOpen.event,
+        onDidChangeTextDocument: this.onChange.event,
+        onDidCloseTextDocument: this.onClose.event,
+        onWillSaveTextDocument: noEvent,
+        onDidSaveTextDocument: noEvent,
+        onDidChangeConfiguration: this.onConfiguration.event,
+        onDidChangeWorkspaceFolders: noEvent,
+        onDidOpenNotebookDocument: noEvent,
+        onDidChangeNotebookDocument: noEvent,
+        onDidCloseNotebookDocument: noEvent,
+        onDidSaveNotebookDocument: noEvent,
+        createFileSystemWatcher: () => ({ onDidCreate: noEvent, onDidChange: noEvent, onDidDelete: noEvent, dispose: () => undefined }),
+        applyEdit: () => Promise.resolve(true),
+      },
+      window: {
+        showErrorMessage: record("error"),
+        showWarningMessage: record("warning"),
+        showInformationMessage: record("info"),
+        setStatusBarMessage: () => new Disposable(() => undefined),
+        createOutputChannel: outputChannel,
+        createStatusBarItem: () => {
+          const item = { text: "", tooltip: "", show: () => undefined, hide: () => undefined, dispose: () => undefined };
+          this.statusItems.push(item);
+          return item;
+        },
+        withProgress: (_options: unknown, task: (progress: unknown, token: unknown) => unknown) =>
+          Promise.resolve(task({ report: () => undefined }, new CancellationTokenSource().token)),
+        activeTextEditor: undefined,
+        visibleTextEditors: [],
+        onDidChangeActiveTextEditor: noEvent,
+        onDidChangeVisibleTextEditors: noEvent,
+        tabGroups: { all: [], onDidChangeTabs: noEvent, onDidChangeTabGroups: noEvent },
+        showTextDocument: () => Promise.resolve(undefined),
+      },
+      languages: {
+        match: (selector: unknown, document: TextDocumentLike) => matches(selector, document),
+        registerInlineCompletionItemProvider: register(this.inlineProviders),
+        registerCompletionItemProvider: register(this.completionProviders),
+        createDiagnosticCollection: (name: string) => ({ name, set: () => undefined, delete: () => undefined, clear: () => undefined, forEach: () => undefined, get: () => undefined, has: () => false, dispose: () => undefined }),
+      },
+      commands: {
+        registerCommand: (id: string, callback: (...args: any[]) => unknown) => {
+          this.commands.set(id, callback);
+          return new Disposable(() => this.commands.delete(id));
+        },
+        executeCommand: (id: string, ...args: unknown[]) => Promise.resolve(this.commands.get(id)?.(...args)),
+      },
+      extensions: { getExtension: () => undefined, all: [] },
+    };
+    // Classes and enums the client names that these tests never reach: present (the client
+    // extends some at load time, and TypeScript's import helper copies only existing names).
+    for (const name of UNMODELLED_NAMES) {
+      known[name] ??= generic(name);
+    }
+    const other = (kind: string) => (): Disposable => {
+      this.unmodelled.add(kind);
+      return new Disposable(() => undefined);
+    };
+    // Any provider registration not modelled above succeeds and is noted.
+    known.languages = new Proxy(known.languages, {
+      get: (target, name: string) => (name in target ? target[name] : name.startsWith("register") ? other(`languages.${name}`) : undefined),
+    });
+    return new Proxy(known, {
+      get: (target, name) => {
+        if (typeof name !== "string" || name in target) {
+          return target[name as string];
+        }
+        this.unmodelled.add(name);
+        target[name] = /^[A-Z]/.test(name) ? generic(name) : undefined;
+        return target[name];
+      },
+    });
+  }
+}
+
+/** Make `require("vscode")` return the stand-in (before the extension or the client loads). */
+export function install(standIn: StandIn): void {
+  const loader = Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown };
+  const original = loader._load;
+  loader._load = function (request: string, ...rest: unknown[]) {
+    return request === "vscode" ? standIn.module : original.call(this, request, ...rest);
+  };
+}
