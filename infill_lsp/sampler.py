@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from infill_lsp.options import DECODE_DEFAULTS
 from infill_lsp.schedule import commits_this_step
 
 LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -27,18 +28,19 @@ CONFIDENCES = ("maxprob", "margin", "entropy")
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to denoise: the step budget, the unmasking rule and the noise."""
+    """How to denoise: the step budget, the unmasking rule and the noise (defaults: the
+    decode options' own, written once in `options.DecodeOptions`)."""
 
-    steps: int = 16  # hard budget of forward passes
-    schedule: str = "threshold"  # "threshold" | "linear" | "cosine"
-    threshold: float = 0.9  # threshold rule: commit every masked position above this confidence
-    confidence: str = "maxprob"  # "maxprob" | "margin" | "entropy" (as exp(-H), in 0..1)
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
-    filler_penalty: float = 0.0  # subtracted from the filler logit
-    remask: bool = False
-    remask_count: int = 2  # r: tokens re-masked per step inside the window
-    remask_floor: float = 0.5  # only tokens committed with a probability below this
+    steps: int = DECODE_DEFAULTS.steps  # hard budget of forward passes
+    schedule: str = DECODE_DEFAULTS.schedule  # "threshold" | "linear" | "cosine"
+    threshold: float = DECODE_DEFAULTS.threshold  # commit every mask more confident than this
+    confidence: str = DECODE_DEFAULTS.confidence  # "maxprob" | "margin" | "entropy" (exp(-H))
+    temperature: float = DECODE_DEFAULTS.temperature  # 0 = greedy
+    top_p: float = DECODE_DEFAULTS.top_p
+    filler_penalty: float = DECODE_DEFAULTS.filler_penalty  # subtracted from the filler logit
+    remask: bool = DECODE_DEFAULTS.remask
+    remask_count: int = DECODE_DEFAULTS.remask_count  # r: tokens re-masked per step in the window
+    remask_floor: float = DECODE_DEFAULTS.remask_floor  # only commits less likely than this
     remask_window: tuple[float, float] = (0.25, 0.75)  # fraction of the step budget
 
     def check(self) -> None:

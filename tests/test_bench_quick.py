@@ -18,6 +18,8 @@ import pytest
 
 from infill_train.train import native_bf16
 
+pytestmark = pytest.mark.slow  # a whole benchmark run: `pytest -m "not slow"` leaves it out
+
 HEADINGS = (
     "## 1. Latency through the server (stdio)",
     "## 2. Diffusion against the autoregressive baseline",

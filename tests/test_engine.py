@@ -302,3 +302,25 @@ def test_the_fillers_rule_decodes_one_oversized_canvas(
     [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
     assert spy.windows[0].shape[0] == 1 and int((spy.windows[0] == model.ids.mask).sum()) == 10
     assert result.steps == len(spy.windows) <= options.steps
+
+
+def test_decode_options_reach_the_sampler_whole() -> None:
+    """Every sampler knob DecodeOptions has is copied (in one place), and the defaults agree."""
+    from dataclasses import fields
+
+    from infill_lsp.decoder import sampling_of
+    from infill_lsp.options import DECODE_DEFAULTS
+    from infill_lsp.sampler import Sampling
+
+    shared = [f.name for f in fields(Sampling) if hasattr(DECODE_DEFAULTS, f.name)]
+    assert {"steps", "threshold", "schedule", "confidence", "remask"} <= set(shared)
+    for name in shared:
+        assert getattr(Sampling(), name) == getattr(DECODE_DEFAULTS, name), name
+    changed = DecodeOptions(
+        steps=3, threshold=0.5, schedule="linear", confidence="margin", temperature=0.7,
+        top_p=0.9, filler_penalty=1.5, remask=True, remask_count=1, remask_floor=0.3,
+    )  # fmt: skip
+    sampling = sampling_of(changed)
+    assert {name: getattr(sampling, name) for name in shared} == {
+        name: getattr(changed, name) for name in shared
+    }

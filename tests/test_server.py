@@ -9,6 +9,7 @@ and that edits leave everything outside their range byte-identical.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from infill_lsp import __version__
 
 CONVERTER = default_converter()
 SERVER = [sys.executable, "-m", "infill_lsp", "--log-level", "INFO"]
@@ -231,6 +234,14 @@ async def test_status_reports_the_model(client: LanguageClient, tiny_model_dir: 
     status = plain(await client.protocol.send_request_async("infill/status", None))
     assert status["state"] == "ready"
     assert status["model"] == str(tiny_model_dir)
+    metadata = json.loads((tiny_model_dir / "infill.json").read_text())
+    assert status["name"] == metadata.get("name", tiny_model_dir.name)
+    assert status["version"] == str(metadata.get("version", ""))
+
+
+async def test_initialize_names_the_server_and_its_version(client: LanguageClient):
+    info = client.server_result.server_info  # type: ignore[attr-defined]
+    assert info is not None and (info.name, info.version) == ("infill-lsp", __version__)
 
 
 async def test_model_load_reports_progress(client: LanguageClient):
@@ -271,7 +282,10 @@ async def test_automatic_trigger_gives_one_candidate(client: LanguageClient):
     uri = "file:///work/auto.py"
     open_document(client, uri, PYTHON, "python")
     result = await inline(client, uri, 5, 4, invoked=False)
-    assert len(result.items) <= 1
+    assert len(result.items) == 1
+    # the greedy row at the best-ranked length: also among the candidates of an explicit request
+    invoked = await inline(client, uri, 5, 4)
+    assert result.items[0].insert_text in [item.insert_text for item in invoked.items]
 
 
 async def test_newer_request_supersedes_older(client: LanguageClient):
@@ -281,7 +295,8 @@ async def test_newer_request_supersedes_older(client: LanguageClient):
     await asyncio.sleep(0.01)
     newer = await inline(client, uri, 5, 4, invoked=False)
     assert not (await older).items  # dropped while waiting out the debounce
-    assert len(newer.items) <= 1
+    alone = await inline(client, uri, 5, 4, invoked=False)
+    assert len(newer.items) == 1 and newer.items[0].insert_text == alone.items[0].insert_text
 
 
 async def test_completion_fallback(client: LanguageClient):
@@ -425,8 +440,11 @@ async def test_progress_reported_for_rewrites(client: LanguageClient):
 async def test_configuration_change_takes_effect(client: LanguageClient):
     uri = "file:///work/config.py"
     open_document(client, uri, PYTHON, "python")
+    await configure(client, {"candidates": 3})
+    three = await inline(client, uri, 14, 8)
     await configure(client, {"candidates": 1})
-    assert len((await inline(client, uri, 14, 8)).items) <= 1
+    one = await inline(client, uri, 14, 8)
+    assert len(three.items) > 1 and len(one.items) == 1
     await configure(client, {"languages": ["markdown"]})
     assert not (await inline(client, uri, 14, 8)).items
     # a push without settings makes the server pull workspace/configuration

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infill_lsp.errors import InputError
-from infill_lsp.options import Settings, parse_settings
 from infill_lsp.lsp.positions import UTF8, UTF16, UTF32, LineIndex, code_units
+from infill_lsp.options import Settings, parse_settings
 from infill_lsp.postprocess import changed_span, shape_insertion
 
 TEXT = "a😀b\r\nüx\rlast\n"
@@ -166,3 +166,15 @@ def test_schema_module_prints_json_without_torch():
     from infill_lsp.options import settings_schema
 
     assert json.loads(done.stdout) == settings_schema()
+
+
+def test_the_vscode_extension_mirrors_the_wire_names():
+    from pathlib import Path
+
+    from infill_lsp.lsp import wire
+
+    mirror = Path(__file__).resolve().parents[1] / "editor-clients/vscode/src/protocol.ts"
+    text = mirror.read_text(encoding="utf-8")
+    assert f'STATUS_METHOD = "{wire.STATUS}"' in text
+    for name in (*wire.COMMANDS, wire.LOADING, wire.READY, wire.ERROR):
+        assert f'"{name}"' in text, name

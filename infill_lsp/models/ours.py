@@ -1,0 +1,161 @@
+"""Our own model format (family "ours"): a masked-LM encoder trained with a filler token.
+
+The directory holds `config.json`, `model.safetensors`, `tokenizer.json` (plus tokenizer
+config), `infill.json` (our metadata: special token ids, recipe, measured metrics) and a
+`README.md` model card. The filler token means "nothing here": it lets a fixed-size canvas hold
+a span of unknown length. Training writes through `save`, the server reads through `load`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer
+
+from infill_lsp.errors import ModelError
+from infill_lsp.models.files import (
+    atomic_directory,
+    read_json,
+    read_tokenizer,
+    safetensors_weights,
+)
+from infill_lsp.models.loaded import InfillModel, TokenIds
+
+log = logging.getLogger(__name__)
+
+NAME = "ours"
+FORMAT = "infill-lsp/1"
+METADATA_FILE = "infill.json"
+
+# Role -> token text.
+SPECIAL_TOKENS: dict[str, str] = {
+    "bos": "<s>",
+    "eos": "</s>",
+    "pad": "<pad>",
+    "unk": "<unk>",
+    "mask": "<mask>",
+    "filler": "<|fill|>",
+}
+
+
+def claims(directory: Path, config: dict[str, Any]) -> bool:
+    """Whether `directory` is in our format (it has our metadata file)."""
+    return (directory / METADATA_FILE).is_file()
+
+
+def _token_ids(tokenizer: Tokenizer, metadata: dict[str, Any], directory: Path) -> TokenIds:
+    names = metadata.get("special_tokens", SPECIAL_TOKENS)
+    found: dict[str, int] = {}
+    for role, default in SPECIAL_TOKENS.items():
+        text = names.get(role, default) if isinstance(names, dict) else default
+        token_id = tokenizer.token_to_id(text)
+        if token_id is None:
+            raise ModelError(f"{directory / 'tokenizer.json'} has no {role} token {text!r}")
+        found[role] = token_id
+    recorded = metadata.get("token_ids")
+    if isinstance(recorded, dict):
+        for role, token_id in found.items():
+            if role in recorded and recorded[role] != token_id:
+                raise ModelError(
+                    f"{directory / METADATA_FILE} says the {role} token is {recorded[role]}, "
+                    f"but tokenizer.json has it at {token_id}: the tokenizer does not belong "
+                    "to this model"
+                )
+    return TokenIds(**found)
+
+
+def load(directory: Path, device: str) -> InfillModel:
+    """Load one of our directories (or a masked-LM one with our special tokens)."""
+    weights = safetensors_weights(directory)
+    tokenizer = read_tokenizer(directory)
+    metadata = read_json(directory / METADATA_FILE) if claims(directory, {}) else {}
+    ids = _token_ids(tokenizer, metadata, directory)
+    # transformers takes seconds to import: only after the cheap checks of the directory passed.
+    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bars would only clutter the server's log
+    config_file = directory / "config.json"
+    try:
+        config = AutoConfig.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=False
+        )
+    except Exception as error:
+        raise ModelError(f"{config_file} is not a usable model config: {error}") from error
+    # Our own directories (with infill.json) pair a tokenizer with exactly its vocabulary; other
+    # Hugging Face models often pad the vocabulary past the tokenizer, which is harmless.
+    ours = bool(metadata)
+    size = tokenizer.get_vocab_size()
+    if size > config.vocab_size or (ours and size != config.vocab_size):
+        raise ModelError(
+            f"tokenizer.json has {tokenizer.get_vocab_size()} tokens but config.json "
+            f"declares a vocabulary of {config.vocab_size}: they do not belong together"
+        )
+    try:
+        network, info = AutoModelForMaskedLM.from_pretrained(
+            directory,
+            config=config,
+            local_files_only=True,
+            trust_remote_code=False,
+            use_safetensors=True,
+            output_loading_info=True,
+        )
+    except Exception as error:
+        raise ModelError(f"{weights} does not match {config_file}: {error}") from error
+    # from_pretrained only warns about weights it had to invent; a model that needed any is wrong.
+    tied = set(getattr(network, "_tied_weights_keys", None) or ())
+    missing = [k for k in info.get("missing_keys", ()) if k not in tied]
+    wrong = list(info.get("mismatched_keys", ()))
+    if missing or wrong:
+        shown = ", ".join(str(k) for k in (missing + wrong)[:3])
+        raise ModelError(
+            f"{weights} does not match {config_file}: "
+            f"{len(missing) + len(wrong)} weights are missing or misshapen ({shown})"
+        )
+    network.eval().to(device)
+    log.info("loaded model %s (%s, %d tokens)", directory, config.model_type, config.vocab_size)
+    return InfillModel(directory, network, tokenizer, ids, metadata, device, NAME)
+
+
+def save(
+    directory: str | Path,
+    network: torch.nn.Module,
+    tokenizer: Tokenizer,
+    metadata: dict[str, Any],
+    card: str = "",
+) -> Path:
+    """Write a complete model directory atomically: build it under a temporary name, then rename.
+
+    A crash or a full disk leaves either the old directory or none, never a half-written one.
+    """
+    target = Path(directory)
+    with atomic_directory(target) as scratch:
+        network.save_pretrained(scratch, safe_serialization=True)  # type: ignore[operator]
+        tokenizer.save(str(scratch / "tokenizer.json"))
+        (scratch / "tokenizer_config.json").write_text(
+            json.dumps(_tokenizer_config(), indent=2) + "\n", encoding="utf-8"
+        )
+        ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
+        full = {"format": FORMAT, "special_tokens": SPECIAL_TOKENS, "token_ids": ids, **metadata}
+        (scratch / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+        if card:
+            (scratch / "README.md").write_text(card, encoding="utf-8")
+    return target
+
+
+def _tokenizer_config() -> dict[str, Any]:
+    """What `AutoTokenizer` needs to load tokenizer.json with our special tokens."""
+    return {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": SPECIAL_TOKENS["bos"],
+        "eos_token": SPECIAL_TOKENS["eos"],
+        "pad_token": SPECIAL_TOKENS["pad"],
+        "unk_token": SPECIAL_TOKENS["unk"],
+        "mask_token": SPECIAL_TOKENS["mask"],
+        "additional_special_tokens": [SPECIAL_TOKENS["filler"]],
+        "model_max_length": 1_000_000,
+    }
