@@ -90,3 +90,35 @@ def test_neovim_against_real_server(nvim: str, tmp_path: Path, tiny_model_dir: P
     assert failed == 0, output
     assert "skip " not in output, output
     assert passed >= 7, output
+
+
+def test_help_works_after_a_plain_install(nvim: str, tmp_path: Path) -> None:
+    """`:help infill` right after putting the plugin on 'runtimepath' (doc/tags is not versioned):
+    the plugin makes the help tags itself."""
+    plugin = tmp_path / "infill"
+    shutil.copytree(PLUGIN, plugin, ignore=shutil.ignore_patterns("tags", "tests"))
+    assert not (plugin / "doc" / "tags").exists()
+    result = subprocess.run(
+        [
+            nvim,
+            "--headless",
+            "--clean",
+            "--cmd",
+            f"set rtp^={plugin}",
+            "--cmd",
+            "let g:infill_autostart = v:false",
+            "-c",
+            "help infill",
+            "-c",
+            "lua io.stdout:write(vim.bo.filetype .. ' ' .. vim.fn.expand('%:t'))",
+            "-c",
+            "qa!",
+        ],
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert "E149" not in output, output
+    assert "help infill.txt" in result.stdout, output

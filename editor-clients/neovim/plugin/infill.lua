@@ -25,6 +25,13 @@ command('InfillFillHoles', 'fill_holes', { range = true, desc = 'infill: fill ho
 command('InfillStatus', 'status', { desc = 'infill: show server and model state' })
 command('InfillToggle', 'toggle', { desc = 'infill: turn automatic ghost text on or off' })
 
+-- `:help infill` without a `:helptags` step: make doc/tags when it is missing or older than the
+-- help file (as after a plain clone; doc/tags is not versioned).
+local doc = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h') .. '/doc'
+if vim.fn.getftime(doc .. '/tags') < vim.fn.getftime(doc .. '/infill.txt') then
+  pcall(vim.cmd.helptags, vim.fn.fnameescape(doc))
+end
+
 -- `setup()` may already have run (from init.lua) and decided; `vim.g.infill_autostart = false`
 -- leaves starting the server to a later `setup()`.
 if vim.g.infill_autostart ~= false and not package.loaded['infill'] then

@@ -2,8 +2,10 @@
 -- that types keys) with the plugin on 'runtimepath', each starting the real infill-lsp server
 -- (INFILL_SERVER_CMD, a JSON list) with a model directory (INFILL_MODEL_PATH).
 --
--- Editor "builtin" uses no setup(), only `vim.lsp.config("infill", ...)`, and Neovim's built-in
--- inline completion; editor "extmark" uses setup() with the plugin's own extmark ghost text.
+-- Editor "default" uses no setup(), only `vim.lsp.config("infill", ...)` (the README's install),
+-- so the plugin's own ghost text; "slow" is the same on a model made slow by many steps, for races
+-- that must be certain; "extmark" uses setup() with options; "builtin" asks for Neovim's built-in
+-- inline completion.
 
 local root = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h')
 local server_cmd = vim.env.INFILL_SERVER_CMD
@@ -124,18 +126,33 @@ function Editor:open(path, lines)
     if client._infill_test_wrapped then return end
     client._infill_test_wrapped = true
     local request = client.request
+    _G.infill_test_requests = {}
     client.request = function(self, method, params, handler, bufnr)
       if method == 'textDocument/inlineCompletion' and handler then
         local inner = handler
+        local record = { uri = params.textDocument.uri, line = params.position.line, sent = vim.uv.hrtime() }
+        table.insert(_G.infill_test_requests, record)
         handler = function(err, result, ctx)
+          record.answered = vim.uv.hrtime()
           if result then
             local items = result.items or result
+            record.items = #items
             _G.infill_test_item = items[1] and { item = items[1], encoding = self.offset_encoding } or nil
           end
           return inner(err, result, ctx)
         end
+        local ok, id = request(self, method, params, handler, bufnr)
+        record.id = id
+        return ok, id
       end
       return request(self, method, params, handler, bufnr)
+    end
+    local cancel = client.cancel_request
+    client.cancel_request = function(self, id)
+      for _, record in ipairs(_G.infill_test_requests) do
+        if record.id == id then record.cancelled = record.cancelled or vim.uv.hrtime() end
+      end
+      return cancel(self, id)
     end
     vim.api.nvim_create_autocmd('User', { pattern = 'InfillCommandDone', callback = function(args)
       _G.infill_test_done = args.data
@@ -196,14 +213,34 @@ end
 
 local editors = {}
 
+-- Wide enough that a suggestion never wraps; a statusline with the plugin's status.
+local SCREEN = [[
+  vim.o.columns = 200
+  vim.o.laststatus = 2
+  vim.o.statusline = '%f %{v:lua.require("infill").statusline()}'
+]]
+
 local function editor(name)
   if editors[name] then
     return editors[name]
   end
-  if name == 'builtin' then
+  if name == 'default' then
     -- No setup(): the user only points the "infill" config at the server and the model.
-    editors[name] = Editor.start(name, [[
+    editors[name] = Editor.start(name, SCREEN .. [[
       vim.lsp.config('infill', { cmd = cmd, init_options = { modelPath = model } })
+    ]])
+  elseif name == 'slow' then
+    -- Every request writes a 160-token canvas in up to 160 steps on one thread (a reply is certain
+    -- to be in flight for a while), sampled, so that suggestions have several words.
+    editors[name] = Editor.start(name, SCREEN .. [[
+      vim.lsp.config('infill', { cmd = cmd, init_options = {
+        modelPath = model, steps = 160, maxSpanTokens = 160, length = 'fillers', temperature = 1.0,
+        threads = 1, debounceMs = 0,
+      } })
+    ]])
+  elseif name == 'builtin' then
+    editors[name] = Editor.start(name, [[
+      require('infill').setup({ cmd = cmd, settings = { model_path = model }, inline = 'builtin' })
     ]])
   else
     editors[name] = Editor.start(name, [[
@@ -228,22 +265,22 @@ local function case(name, run)
 end
 
 case(':checkhealth infill starts the server and reports the model loaded', function()
-  local nvim = editor('builtin')
+  local nvim = editor('default')
   nvim:input(':checkhealth infill<CR>')
   local report = nvim:wait_for('the health report', [[
     local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
     return vim.bo.filetype == 'checkhealth' and text:find('model loaded', 1, true) and text
       or (text:find('ERROR', 1, true) and text) or nil
   ]])
-  for _, want in ipairs({ 'OK Neovim 0.1', 'OK ghost text: built-in', 'OK server command:', 'OK server starts', 'OK model loaded:' }) do
+  for _, want in ipairs({ "OK Neovim 0.1", "OK ghost text: the plugin's extmarks", 'OK server command:', 'OK server starts', 'OK model loaded:' }) do
     assert(report:find(want, 1, true), ('report has %q:\n%s'):format(want, report))
   end
   assert(not report:find('ERROR', 1, true), 'no errors:\n' .. report)
   nvim:input(':bwipe<CR>')
 end)
 
-case('builtin: typing shows ghost text and <Tab> makes the buffer prefix + completion + suffix', function()
-  local nvim = editor('builtin')
+case('default: typing shows ghost text and <Tab> makes the buffer prefix + completion + suffix', function()
+  local nvim = editor('default')
   nvim:open('add.py', { 'def add(a, b):', '    total = ', '    return total', '', 'print(add(1, 2))' })
   nvim:input('2GA' .. 'a +')
   local ghost, item, before = nvim:wait_ghost()
@@ -268,8 +305,8 @@ case('builtin: typing shows ghost text and <Tab> makes the buffer prefix + compl
   eq('i', nvim:lua('return vim.api.nvim_get_mode().mode'), 'still in insert mode')
 end)
 
-case('builtin: <C-]> dismisses and :InfillToggle stops ghost text', function()
-  local nvim = editor('builtin')
+case('default: <C-]> dismisses and :InfillToggle stops ghost text', function()
+  local nvim = editor('default')
   nvim:input('<Esc>Go' .. 'y = ')
   nvim:wait_ghost()
   local before = nvim:snapshot()
@@ -284,13 +321,195 @@ case('builtin: <C-]> dismisses and :InfillToggle stops ghost text', function()
   nvim:input('<Esc>')
 end)
 
+--- The inlineCompletion requests the child sent since `from` (1-based index into its record).
+function Editor:requests(from)
+  return self:lua('return vim.list_slice(_G.infill_test_requests, ...)', from or 1)
+end
+
+--- Screen row `row` (1-based) as drawn, without redrawing first.
+function Editor:screen_row(row)
+  return self:lua([[
+    local cells = {}
+    for col = 1, vim.o.columns do cells[#cells + 1] = vim.fn.screenstring(..., col) end
+    return (table.concat(cells):gsub('%s+$', ''))
+  ]], row)
+end
+
+case('default: only the current buffer asks, at its own cursor', function()
+  local nvim = editor('default')
+  nvim:open('first.py', { 'def first():', '    return 1' })
+  nvim:open('second.py', { 'def second():', '    return 2' })
+  nvim:open('third.py', { 'def third(value):', '    result = ', '    return result' })
+  local from = #nvim:requests() + 1
+  nvim:input('2GA' .. 'value *')
+  nvim:wait_ghost()
+  nvim:input('<Esc>')
+  local sent = nvim:requests(from)
+  assert(#sent >= 1, 'at least one request')
+  for _, r in ipairs(sent) do
+    assert(r.uri:match('third%.py$'), 'a request for another buffer: ' .. vim.inspect(sent))
+    eq(1, r.line, 'request line')
+  end
+end)
+
+case('default: the ghost text as drawn is what <Tab> puts in the buffer (text after the cursor stays)', function()
+  local nvim = editor('default')
+  nvim:open('env.py', { 'import os', '', 'def host(config):', '    return os.environ.get()', '' })
+  nvim:input('4G$i' .. 'config')
+  local ghost, _, before = nvim:wait_ghost()
+  nvim:lua('vim.cmd.redraw()')
+  local drawn = nvim:screen_row(4)
+  assert(drawn:find(ghost:gsub(' %(%d+/%d+%)$', ''), 1, true), ('drawn row %q shows the ghost %q'):format(drawn, ghost))
+  nvim:input('<Tab>')
+  nvim:wait_for('the accepted completion', 'local t = ... ; return vim.b.changedtick ~= t', nil, before.tick)
+  local line = nvim:lua('return vim.fn.getline(4)')
+  eq(drawn, line, 'the buffer line after <Tab> is the row that was drawn')
+  eq(')', line:sub(-1), 'the ) after the cursor is still there')
+  nvim:input('<Esc>')
+end)
+
+case('slow: partial accept keeps the rest as ghost text at once, without asking again', function()
+  local nvim = editor('slow')
+  nvim:open('parts.py', { 'def total(items):', '    count = ', '    return count' })
+  local SHOWN = [[
+    local ghost = require('infill.ghost')
+    if ghost.shown and require('infill.inline').backend() == 'extmark' then return ghost.shown(0) end
+    return require('infill.inline').visible_text(0) -- (Neovim's own ghost text)
+  ]]
+  local ghost, word
+  for attempt = 1, 6 do -- a suggestion of at least two words
+    nvim:input(attempt == 1 and '2GA' .. 'len(' or 'x')
+    nvim:wait_ghost()
+    ghost = nvim:lua(SHOWN)
+    word = nvim:lua('return require("infill.text").next_word(...)', ghost)
+    if #word < #ghost then
+      break
+    end
+  end
+  assert(#word < #ghost, 'a suggestion longer than one word: ' .. ghost)
+  local before = nvim:snapshot()
+  local from = #nvim:requests() + 1
+  nvim:input('<M-Right>')
+  nvim:wait_for('the accepted word', 'local t = ... ; return vim.b.changedtick ~= t', nil, before.tick)
+  eq(ghost:sub(#word + 1), nvim:lua(SHOWN), 'the rest is ghost text right after the word')
+  local after = nvim:snapshot()
+  eq(before.text:sub(1, before.offset) .. word .. before.text:sub(before.offset + 1), after.text, 'the word went in')
+  vim.wait(600) -- longer than the debounce: a new request would have gone out by now
+  eq(ghost:sub(#word + 1), nvim:lua(SHOWN), 'the rest is still shown')
+  eq({}, nvim:requests(from), 'no request was needed')
+  nvim:input('<Tab>')
+  nvim:wait_for('the accepted rest', 'local t = ... ; return vim.b.changedtick ~= t', nil, after.tick)
+  eq(before.text:sub(1, before.offset) .. ghost .. before.text:sub(before.offset + 1), nvim:snapshot().text, 'word + rest')
+  nvim:input('<Esc>')
+end)
+
+case('default: ghost text has its own colour with and without termguicolors, dark and light', function()
+  local nvim = editor('default')
+  nvim:open('colour.py', { 'def area(width, height):', '    return ' })
+  nvim:input('2GA' .. 'width')
+  nvim:wait_ghost()
+  local report = nvim:lua([[
+    local out = {}
+    for _, gui in ipairs({ true, false }) do
+      for _, bg in ipairs({ 'dark', 'light' }) do
+        vim.o.termguicolors = gui
+        vim.o.background = bg -- reloads the colorscheme (ColorScheme)
+        local groups = {}
+        for name, id in pairs(vim.api.nvim_get_namespaces()) do
+          if name == 'infill.ghost' or name == 'nvim.lsp.inline_completion' then
+            for _, mark in ipairs(vim.api.nvim_buf_get_extmarks(0, id, 0, -1, { details = true })) do
+              for _, chunk in ipairs(mark[4].virt_text or {}) do groups[#groups + 1] = chunk[2] end
+            end
+          end
+        end
+        local normal = vim.api.nvim_get_hl(0, { name = 'Normal', link = false })
+        for _, group in ipairs(groups) do
+          local hl = vim.api.nvim_get_hl(0, { name = group, link = false })
+          local fg, base = gui and hl.fg or hl.ctermfg, gui and normal.fg or normal.ctermfg
+          if not fg or fg == base then
+            out[#out + 1] = ('%s, background=%s: %s has no colour of its own (%s)'):format(
+              gui and 'termguicolors' or 'notermguicolors', bg, group, vim.inspect(hl))
+          end
+        end
+        if #groups == 0 then out[#out + 1] = 'no ghost text drawn' end
+      end
+    end
+    vim.o.termguicolors, vim.o.background = true, 'dark'
+    return out
+  ]])
+  eq({}, report, 'ghost text colours')
+  nvim:input('<Esc>')
+end)
+
+case('slow: a reply that arrives after the cursor moved on is not drawn, and <Tab> stays a <Tab>', function()
+  local nvim = editor('slow')
+  nvim:open('late.py', { 'def late(items):', '    for name, item in items.items():', '        pass', '' })
+  local from = #nvim:requests() + 1
+  nvim:input('2GA' .. '<CR>' .. 'value = item.')
+  local first = nvim:wait_for('a request at the typed position', 'return _G.infill_test_requests[...]', nil, from)
+  -- Type on (faster than any debounce) until the reply to that request has arrived, or the
+  -- client has given up on it (then no reply will come: pygls never answers a cancelled request).
+  local moved_at = nvim:lua('return vim.uv.hrtime()')
+  local r = nvim:lua('return _G.infill_test_requests[...]', from)
+  assert(not r.answered, 'the reply came before typing on: the model is not slow enough')
+  local typed = 0
+  while typed < 1200 and not (r.answered or (r.cancelled and typed >= 10)) do
+    nvim:input(typed == 0 and '<CR>' or 'z')
+    typed = typed + 1
+    vim.wait(60)
+    r = nvim:lua('return _G.infill_test_requests[...]', from)
+  end
+  assert((r.answered or r.cancelled or 0) > moved_at, 'the reply came (or was given up) after the cursor moved on')
+  local shown = nvim:ghost()
+  local before = nvim:snapshot()
+  nvim:input('<Tab>')
+  nvim:wait_for('the <Tab>', 'local t = ... ; return vim.b.changedtick ~= t', nil, before.tick)
+  local after = nvim:snapshot()
+  local head = before.text:sub(1, before.offset)
+  eq(head, after.text:sub(1, #head), 'nothing changed before the cursor (the line the reply was for included)')
+  if shown == nil then -- no suggestion here: <Tab> is a plain <Tab> (spaces with 'expandtab')
+    local tail = before.text:sub(before.offset + 1)
+    eq(tail, after.text:sub(-#tail), 'nothing changed after the cursor')
+    local inserted = after.text:sub(#head + 1, #after.text - #tail)
+    assert(inserted:match('^[ \t]+$'), ('<Tab> inserted %q, not blanks'):format(inserted))
+  end
+  eq(first.line, 2, 'the request was for the typed line')
+  nvim:input('<Esc>')
+end)
+
+case('status: "starting" from the first moment, and the statusline follows the server at once', function()
+  local nvim = Editor.start('status', SCREEN .. [[
+    vim.lsp.config('infill', { cmd = cmd, init_options = { modelPath = model } })
+  ]])
+  editors.status = nvim
+  vim.fn.writefile({ 'x = 1' }, workdir .. '/status.py')
+  nvim:input(':edit status.py<CR>')
+  nvim:wait_for('the buffer', 'return vim.fn.expand("%:t") == "status.py"')
+  local said = nvim:lua([[
+    return { command = vim.api.nvim_exec2('InfillStatus', { output = true }).output,
+      statusline = require('infill').statusline() }
+  ]])
+  eq('infill: starting', said.statusline, 'statusline while the server starts')
+  assert(said.command:find('starting', 1, true), ':InfillStatus while the server starts: ' .. said.command)
+  -- The statusline row changes when the status does, with no key pressed and no :redraw.
+  local row = nvim:lua('return vim.o.lines - 1')
+  nvim:wait_for('the ready status', [[
+    local client = vim.lsp.get_clients({ name = 'infill' })[1]
+    local status = client and require('infill.lsp').status[client.id]
+    return status and status.state == 'ready'
+  ]])
+  vim.wait(500)
+  local drawn = nvim:screen_row(row)
+  assert(drawn:find('infill: ready', 1, true), 'statusline row 0.5 s after "ready": ' .. drawn)
+end)
+
 -- Plain text: no grammar, so the server cannot turn down the random model's rewrite as a syntax
 -- error (in code it may, and then nothing changes).
 local NOTES = { 'Shopping list', 'apples and pears', 'bread and butter', 'milk', '', 'Call the bank.' }
 local HEAD, TAIL = 'Shopping list  (Saturday)\n', '\nmilk\n\nCall the bank.'
 
 case(':InfillRewrite on a visual range changes only that range, and u restores it', function()
-  local nvim = editor('builtin')
+  local nvim = editor('default')
   nvim:open('notes.txt', NOTES)
   nvim:input('1GA  (Saturday)<Esc>') -- an earlier change that must survive the undo
   nvim:wait_for('the typed text', 'return vim.fn.getline(1):find("Saturday", 1, true) ~= nil')
@@ -309,7 +528,7 @@ case(':InfillRewrite on a visual range changes only that range, and u restores i
 end)
 
 case(':InfillRevise and :InfillStatus answer through the real server', function()
-  local nvim = editor('builtin')
+  local nvim = editor('default')
   local before = nvim:snapshot()
   nvim:lua('_G.infill_test_done = nil')
   nvim:input(':2,3InfillRevise<CR>')
@@ -323,6 +542,23 @@ case(':InfillRevise and :InfillStatus answer through the real server', function(
   end
   local status = nvim:lua('return vim.api.nvim_exec2("InfillStatus", { output = true }).output')
   assert(status:find('ready', 1, true), 'status says ready: ' .. status)
+end)
+
+case('builtin (inline = "builtin"): ghost text, <Tab>, and only the current buffer asks', function()
+  local nvim = editor('builtin')
+  nvim:open('one.py', { 'def one():', '    return 1' })
+  nvim:open('two.py', { 'def add(a, b):', '    total = ', '    return total' })
+  local from = #nvim:requests() + 1
+  nvim:input('2GA' .. 'a +')
+  local _, item, before = nvim:wait_ghost()
+  local want = expected_after_accept(before, item)
+  nvim:input('<Tab>')
+  nvim:wait_for('the accepted completion', 'local t = ... ; return vim.b.changedtick ~= t', nil, before.tick)
+  eq(want, nvim:snapshot().text, 'buffer after <Tab>')
+  for _, r in ipairs(nvim:requests(from)) do
+    assert(r.uri:match('two%.py$'), 'a request for another buffer: ' .. r.uri)
+  end
+  nvim:input('<Esc>')
 end)
 
 case('extmark (setup()): ghost text, accept word, dismiss, accept all', function()

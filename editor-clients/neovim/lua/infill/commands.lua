@@ -177,7 +177,12 @@ function M.status()
   local client = lsp.client(vim.api.nvim_get_current_buf()) or lsp.client(nil)
   if not client then
     local cmd = lsp.resolved().cmd
-    notify('not running (command: ' .. (type(cmd) == 'table' and table.concat(cmd, ' ') or '?') .. ')')
+    local shown = type(cmd) == 'table' and table.concat(cmd, ' ') or '?'
+    if lsp.starting() then
+      notify('starting (command: ' .. shown .. ')')
+    else
+      notify('not running (command: ' .. shown .. ')')
+    end
     return
   end
   local status, err = lsp.request_status(client, 5000)

@@ -38,9 +38,9 @@ local M = {}
 ---@field cmd string[] Server command (stdio).
 ---@field filetypes string[]|nil Filetypes to attach to; `nil` attaches to every file buffer.
 ---@field settings infill.ServerSettings
----@field inline "auto"|"builtin"|"extmark" Ghost text: built-in `vim.lsp.inline_completion` (0.12+) or the plugin's extmarks.
+---@field inline "auto"|"builtin"|"extmark" Ghost text: the plugin's extmarks ("auto", "extmark") or Neovim's `vim.lsp.inline_completion` ("builtin", 0.12+).
 ---@field ghost_text boolean Show ghost text automatically while typing (`:InfillToggle` flips it).
----@field debounce_ms integer Delay before the extmark path asks for a completion.
+---@field debounce_ms integer Delay before the plugin's ghost text asks for a completion.
 ---@field keymaps infill.Keymaps
 ---@field health_timeout_ms integer How long `:checkhealth infill` waits for the model to load.
 

@@ -1,62 +1,39 @@
---- Ghost text drawn with extmarks, for Neovim without `vim.lsp.inline_completion` (0.11), or when
---- the `inline = "extmark"` option asks for it: asks `textDocument/inlineCompletion` after a
---- debounce in insert mode, shows the candidate after the cursor, and accepts, cycles or hides it.
+--- The plugin's ghost text, drawn with extmarks (the default; `inline = "builtin"` uses Neovim's
+--- `vim.lsp.inline_completion` instead). Asks `textDocument/inlineCompletion` for the current
+--- buffer only, after a debounce in insert mode, and cancels the question as soon as the cursor
+--- or text moves on. A suggestion belongs to the exact text and cursor it was computed for: it is
+--- drawn, and accepted, only there. What is drawn is what accepting inserts: text the suggestion
+--- replaces after the cursor is either part of the ghost text (a repeated tail such as `)`) or
+--- struck through. Typing the ghost text's next characters, or accepting a word or a line, keeps
+--- the rest on screen without asking again.
 
 local config = require('infill.config')
 local text = require('infill.text')
+require('infill.highlight').define()
 
 local M = {}
 
 local namespace = vim.api.nvim_create_namespace('infill.ghost')
 
---- Ghost text colours; `default` keeps a colorscheme's own InfillGhost.
-local function set_highlights()
-  vim.api.nvim_set_hl(0, 'InfillGhost', { link = 'Comment', default = true })
-  vim.api.nvim_set_hl(0, 'InfillGhostMore', { link = 'NonText', default = true })
-end
-set_highlights()
-vim.api.nvim_create_autocmd('ColorScheme', {
-  group = vim.api.nvim_create_augroup('infill.ghost.highlights', { clear = true }),
-  callback = set_highlights,
-})
-
 ---@class infill.ghost.Item
----@field text string
----@field range lsp.Range|nil
+---@field text string what is not typed yet, inserted at the cursor
+---@field replace_end integer|nil byte col on the cursor row where replaced text ends (after the cursor)
 
 ---@class infill.ghost.State
 ---@field client vim.lsp.Client
 ---@field is_enabled fun(): boolean
 ---@field augroup integer
 ---@field timer uv.uv_timer_t|nil
----@field request_id integer|nil
+---@field request_id integer|nil the one request whose answer is still wanted
 ---@field items infill.ghost.Item[]
 ---@field index integer
 ---@field tick integer changedtick the items belong to
 ---@field row integer cursor row (0-based) the items belong to
 ---@field col integer cursor byte col the items belong to
+---@field typed string|nil a typed character that matched the ghost text (InsertCharPre)
 
 ---@type table<integer, infill.ghost.State>
 local states = {}
-
---- Byte column of an LSP position's character in `line`.
----@param line string
----@param character integer
----@param encoding string
----@return integer
-local function byte_col(line, character, encoding)
-  return vim.str_byteindex(line, encoding, character, false)
-end
-
---- Buffer row and byte col of an LSP position.
----@param bufnr integer
----@param position lsp.Position
----@param encoding string
----@return integer, integer
-local function to_buffer(bufnr, position, encoding)
-  local line = vim.api.nvim_buf_get_lines(bufnr, position.line, position.line + 1, false)[1] or ''
-  return position.line, byte_col(line, position.character, encoding)
-end
 
 ---@param state infill.ghost.State
 local function stop_timer(state)
@@ -75,47 +52,64 @@ local function cancel_request(state)
   end
 end
 
---- The item on screen with the not-yet-typed part of its text, or nil when it no longer fits.
+--- The candidate shown in `bufnr`, or nil when the buffer, its text or the cursor moved since it
+--- was computed (a suggestion is only valid where it was asked for).
 ---@param bufnr integer
 ---@param state infill.ghost.State
----@return infill.ghost.Item|nil item, string ghost
+---@return infill.ghost.Item|nil
 local function current(bufnr, state)
   local item = state.items[state.index]
+  if not item or vim.api.nvim_get_current_buf() ~= bufnr or state.tick ~= vim.b[bufnr].changedtick then
+    return nil
+  end
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
-  if not item or state.tick ~= vim.b[bufnr].changedtick or state.row ~= row - 1 or state.col ~= col then
-    return nil, ''
+  if state.row ~= row - 1 or state.col ~= col then
+    return nil
   end
-  if not item.range then
-    return item, item.text
-  end
-  local start_row, start_col = to_buffer(bufnr, item.range.start, state.client.offset_encoding)
-  if start_row ~= row - 1 or start_col > col then
-    return item, item.text
-  end
-  local line = vim.api.nvim_buf_get_lines(bufnr, row - 1, row, true)[1]
-  return item, text.ghost(item.text, line:sub(start_col + 1, col))
+  return item
 end
 
---- Draw the current candidate after the cursor (first line inline, the rest as virtual lines).
+--- The text `item` replaces after the cursor ("" when it only inserts).
+---@param bufnr integer
+---@param state infill.ghost.State
+---@param item infill.ghost.Item
+---@return string
+local function replaced(bufnr, state, item)
+  if not item.replace_end then
+    return ''
+  end
+  local line = vim.api.nvim_buf_get_lines(bufnr, state.row, state.row + 1, true)[1]
+  return line:sub(state.col + 1, item.replace_end)
+end
+
+--- Draw the current candidate at the cursor: its first line inline, the rest as virtual lines.
+--- A replaced tail that the candidate repeats stays as real text after the ghost text; any other
+--- replaced text is struck through (InfillGhostReplaced), so the screen shows what <Tab> gives.
 ---@param bufnr integer
 local function render(bufnr)
   vim.api.nvim_buf_clear_namespace(bufnr, namespace, 0, -1)
   local state = states[bufnr]
-  if not state then
+  local item = state and current(bufnr, state)
+  if not state or not item then
     return
   end
-  local item, ghost = current(bufnr, state)
-  if not item or ghost == '' then
-    return
+  local shown, tail = item.text, replaced(bufnr, state, item)
+  local strike = false
+  if tail ~= '' then
+    if shown:sub(-#tail) == tail and not shown:sub(1, #shown - #tail):find('\n') then
+      shown = shown:sub(1, #shown - #tail)
+    else
+      strike = true
+    end
   end
-  local lines = text.lines(ghost)
-  local virt_lines = {}
-  for i = 2, #lines do
-    virt_lines[#virt_lines + 1] = { { lines[i], 'InfillGhost' } }
-  end
+  local lines = text.lines(shown)
   local first = { { lines[1], 'InfillGhost' } }
   if #state.items > 1 then
     table.insert(first, { (' (%d/%d)'):format(state.index, #state.items), 'InfillGhostMore' })
+  end
+  local virt_lines = {}
+  for i = 2, #lines do
+    virt_lines[#virt_lines + 1] = { { lines[i], 'InfillGhost' } }
   end
   vim.api.nvim_buf_set_extmark(bufnr, namespace, state.row, state.col, {
     virt_text = first,
@@ -123,9 +117,75 @@ local function render(bufnr)
     virt_lines = #virt_lines > 0 and virt_lines or nil,
     hl_mode = 'combine',
   })
+  if strike then
+    vim.api.nvim_buf_set_extmark(bufnr, namespace, state.row, state.col, {
+      end_col = item.replace_end,
+      hl_group = 'InfillGhostReplaced',
+    })
+  end
 end
 
---- Ask the server for candidates at the cursor.
+--- Keep the candidates of `state` valid after `piece` was typed or accepted at their position:
+--- drop those that do not start with it, move the rest on by it.
+---@param bufnr integer
+---@param state infill.ghost.State
+---@param piece string
+local function advance(bufnr, state, piece)
+  local kept = {}
+  local shown = state.items[state.index]
+  local lines = text.lines(piece)
+  for _, item in ipairs(state.items) do
+    if item.text:sub(1, #piece) == piece and #item.text > #piece then
+      local replace_end = item.replace_end
+      if replace_end and #lines == 1 then
+        replace_end = replace_end + #piece
+      elseif replace_end then
+        replace_end = replace_end - state.col + #lines[#lines]
+      end
+      kept[#kept + 1] = { text = item.text:sub(#piece + 1), replace_end = replace_end }
+      if item == shown then
+        state.index = #kept
+      end
+    end
+  end
+  state.items = kept
+  state.index = math.min(state.index, math.max(#kept, 1))
+  local row, col = text.end_of_insert(state.row, state.col, lines)
+  state.row, state.col, state.tick = row, col, vim.b[bufnr].changedtick
+end
+
+--- Turn the server's items into candidates at the cursor `row`, `col` of `bufnr`.
+---@param bufnr integer
+---@param raw_items lsp.InlineCompletionItem[]
+---@param row integer
+---@param col integer
+---@param encoding string
+---@return infill.ghost.Item[]
+local function candidates(bufnr, raw_items, row, col, encoding)
+  local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, true)[1]
+  local items = {}
+  for _, raw in ipairs(raw_items) do
+    local insert = type(raw.insertText) == 'table' and raw.insertText.value or raw.insertText
+    local ghost, replace_end = insert, nil
+    if type(insert) == 'string' and raw.range then
+      local range = raw.range
+      local start_col = vim.str_byteindex(line, encoding, range.start.character, false)
+      local end_col = vim.str_byteindex(line, encoding, range['end'].character, false)
+      if range.start.line ~= row or range['end'].line ~= row or start_col > col then
+        ghost = nil -- not an edit at this cursor: nothing honest to draw
+      else
+        ghost = text.ghost(insert, line:sub(start_col + 1, col))
+        replace_end = end_col > col and end_col or nil
+      end
+    end
+    if type(ghost) == 'string' and ghost ~= '' then
+      items[#items + 1] = { text = ghost, replace_end = replace_end }
+    end
+  end
+  return items
+end
+
+--- Ask the server for candidates at the cursor of the current buffer.
 ---@param bufnr integer
 local function request(bufnr)
   local state = states[bufnr]
@@ -138,33 +198,49 @@ local function request(bufnr)
   local params = vim.lsp.util.make_position_params(0, state.client.offset_encoding)
   ---@diagnostic disable-next-line: inject-field
   params.context = { triggerKind = 2 } -- Automatic
-  local ok, id = state.client:request('textDocument/inlineCompletion', params, function(err, result)
+  local id ---@type integer|nil
+  local ok
+  ok, id = state.client:request('textDocument/inlineCompletion', params, function(err, result)
+    if state.request_id ~= id or states[bufnr] ~= state then
+      return -- superseded or cancelled: an answer for another position
+    end
     state.request_id = nil
-    if err or not result or states[bufnr] ~= state then
+    if err or not result or not vim.api.nvim_buf_is_valid(bufnr) or vim.b[bufnr].changedtick ~= tick then
       return
     end
-    local items = {}
-    for _, raw in ipairs(result.items or result) do
-      local insert = type(raw.insertText) == 'table' and raw.insertText.value or raw.insertText
-      if type(insert) == 'string' and insert ~= '' then
-        items[#items + 1] = { text = insert, range = raw.range }
-      end
-    end
+    local items = candidates(bufnr, result.items or result, row - 1, col, state.client.offset_encoding)
     state.items, state.index, state.tick, state.row, state.col = items, 1, tick, row - 1, col
     render(bufnr)
   end, bufnr)
   state.request_id = ok and id or nil
 end
 
---- Clear the candidates and ask again after the debounce.
+--- After the text or cursor changed: keep the suggestion when it still fits (typed through or
+--- partly accepted), else drop it, cancel its question and ask again after the debounce.
 ---@param bufnr integer
-local function schedule_request(bufnr)
+local function on_change(bufnr)
   local state = states[bufnr]
   if not state then
     return
   end
+  local typed = state.typed
+  state.typed = nil
+  if current(bufnr, state) then
+    return render(bufnr)
+  end
+  if typed and #state.items > 0 and state.tick ~= vim.b[bufnr].changedtick then
+    local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+    local line = vim.api.nvim_buf_get_lines(bufnr, row - 1, row, true)[1]
+    if row - 1 == state.row and col == state.col + #typed and line:sub(state.col + 1, col) == typed then
+      advance(bufnr, state, typed)
+      if current(bufnr, state) then
+        return render(bufnr)
+      end
+    end
+  end
   state.items = {}
   vim.api.nvim_buf_clear_namespace(bufnr, namespace, 0, -1)
+  cancel_request(state)
   stop_timer(state)
   if not state.is_enabled() then
     return
@@ -194,11 +270,21 @@ function M.attach(bufnr, client, is_enabled)
     row = -1,
     col = -1,
   }
+  vim.api.nvim_create_autocmd('InsertCharPre', {
+    group = augroup,
+    buffer = bufnr,
+    callback = function()
+      local state = states[bufnr]
+      local item = state and current(bufnr, state)
+      local char = vim.v.char
+      state.typed = item and char ~= '' and item.text:sub(1, #char) == char and char or nil
+    end,
+  })
   vim.api.nvim_create_autocmd({ 'InsertEnter', 'CursorMovedI', 'TextChangedI' }, {
     group = augroup,
     buffer = bufnr,
     callback = function()
-      schedule_request(bufnr)
+      on_change(bufnr)
     end,
   })
   vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, {
@@ -239,52 +325,78 @@ function M.dismiss(bufnr)
   return shown
 end
 
+--- The text of the candidate drawn in `bufnr` (what accepting it all would insert, less any
+--- repeated tail), or nil when none is drawn.
+---@param bufnr integer
+---@return string|nil
+function M.shown(bufnr)
+  bufnr = bufnr == 0 and vim.api.nvim_get_current_buf() or bufnr
+  local state = states[bufnr]
+  local item = state and current(bufnr, state)
+  if not item or #vim.api.nvim_buf_get_extmarks(bufnr, namespace, 0, -1, { limit = 1 }) == 0 then
+    return nil
+  end
+  return item.text
+end
+
 --- Show the candidate `count` places further (wrapping).
 ---@param bufnr integer
 ---@param count integer
 function M.select(bufnr, count)
   bufnr = bufnr == 0 and vim.api.nvim_get_current_buf() or bufnr
   local state = states[bufnr]
-  if not state or #state.items == 0 then
+  if not state or not current(bufnr, state) then
     return
   end
   state.index = (state.index - 1 + count) % #state.items + 1
   render(bufnr)
 end
 
---- Accept the candidate: all of it (replacing its range), or its next line or word.
+--- Insert `piece` of the shown candidate at the cursor (replacing `replace_end` text when the
+--- whole candidate goes in) and keep the rest of it on screen.
+---@param bufnr integer
+---@param state infill.ghost.State
+---@param piece string
+---@param replace_end integer|nil
+local function insert(bufnr, state, piece, replace_end)
+  local lines = text.lines(piece)
+  vim.api.nvim_buf_set_text(bufnr, state.row, state.col, state.row, replace_end or state.col, lines)
+  local row, col = text.end_of_insert(state.row, state.col, lines)
+  vim.api.nvim_win_set_cursor(0, { row + 1, col })
+  if replace_end then
+    state.items = {}
+  else
+    advance(bufnr, state, piece)
+  end
+  render(bufnr)
+end
+
+--- Accept the candidate shown at the cursor: all of it, or its next line or word (the rest stays
+--- as ghost text). False, and nothing changes, when no candidate is valid here.
 ---@param bufnr integer
 ---@param kind "all"|"line"|"word"
----@param insert_at_cursor fun(piece: string)
----@return boolean accepted false when no candidate is shown
-function M.accept(bufnr, kind, insert_at_cursor)
+---@return boolean accepted
+function M.accept(bufnr, kind)
   bufnr = bufnr == 0 and vim.api.nvim_get_current_buf() or bufnr
   local state = states[bufnr]
-  if not state then
+  local item = state and current(bufnr, state)
+  if not state or not item then
     return false
   end
-  local item, ghost = current(bufnr, state)
-  if not item or ghost == '' then
-    return false
+  stop_timer(state)
+  cancel_request(state)
+  local piece = kind == 'line' and text.next_line(item.text)
+    or kind == 'word' and text.next_word(item.text)
+    or item.text
+  local replace_end = piece == item.text and item.replace_end or nil
+  -- From an <expr> mapping the text is locked: then insert right after it, at the same place.
+  if not pcall(insert, bufnr, state, piece, replace_end) then
+    vim.schedule(function()
+      if current(bufnr, state) == item then
+        insert(bufnr, state, piece, replace_end)
+      end
+    end)
   end
-  M.dismiss(bufnr)
-  vim.schedule(function()
-    if kind == 'line' then
-      insert_at_cursor(text.next_line(ghost))
-    elseif kind == 'word' then
-      insert_at_cursor(text.next_word(ghost))
-    elseif item.range then
-      local encoding = state.client.offset_encoding
-      local start_row, start_col = to_buffer(bufnr, item.range.start, encoding)
-      local end_row, end_col = to_buffer(bufnr, item.range['end'], encoding)
-      local lines = text.lines(item.text)
-      vim.api.nvim_buf_set_text(bufnr, start_row, start_col, end_row, end_col, lines)
-      local row, col = text.end_of_insert(start_row, start_col, lines)
-      vim.api.nvim_win_set_cursor(0, { row + 1, col })
-    else
-      insert_at_cursor(item.text)
-    end
-  end)
   return true
 end
 

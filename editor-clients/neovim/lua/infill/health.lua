@@ -48,11 +48,18 @@ function M.check()
   end
   local backend = require('infill.inline').backend()
   if backend == 'builtin' then
-    health.ok('ghost text: built-in vim.lsp.inline_completion')
-  elseif vim.lsp.inline_completion then
-    health.ok('ghost text: extmarks (inline = "extmark")')
+    health.ok('ghost text: built-in vim.lsp.inline_completion (inline = "builtin")')
+  elseif options.inline == 'builtin' then
+    health.warn('ghost text: the plugin\'s extmarks (this Neovim has no vim.lsp.inline_completion)')
   else
-    health.ok('ghost text: extmarks (this Neovim has no vim.lsp.inline_completion)')
+    health.ok('ghost text: the plugin\'s extmarks')
+  end
+  require('infill.highlight').define()
+  local ghost = vim.api.nvim_get_hl(0, { name = 'InfillGhost', link = false })
+  if vim.o.termguicolors and not ghost.fg or not vim.o.termguicolors and not ghost.ctermfg then
+    health.warn('InfillGhost has no colour in this colour mode: ghost text looks like code', {
+      'define InfillGhost in your colorscheme, or leave it to the plugin',
+    })
   end
 
   health.start('infill: server')

@@ -32,7 +32,7 @@ function M.statusline()
   local lsp = require('infill.lsp')
   local client = lsp.client(vim.api.nvim_get_current_buf())
   if not client then
-    return ''
+    return lsp.starting() and 'infill: starting' or ''
   end
   if (lsp.busy[client.id] or 0) > 0 then
     return 'infill: busy'

@@ -1,6 +1,7 @@
---- Inline completion (ghost text) for buffers the infill client is attached to: picks the
---- built-in `vim.lsp.inline_completion` (Neovim 0.12+) or the plugin's own extmark ghost text,
---- and maps the accept / accept line / accept word / next / previous / dismiss keys.
+--- Inline completion (ghost text) for buffers the infill client is attached to: the plugin's own
+--- extmark ghost text (`infill.ghost`, the default) or, when asked for with `inline = "builtin"`,
+--- Neovim's `vim.lsp.inline_completion` (0.12+); and the accept / accept line / accept word /
+--- next / previous / dismiss keys.
 
 local config = require('infill.config')
 local text = require('infill.text')
@@ -13,15 +14,15 @@ local attached = {}
 --- True while automatic ghost text is on (`:InfillToggle`).
 M.enabled = nil ---@type boolean|nil
 
---- "builtin" or "extmark", from the `inline` option and what this Neovim has.
+--- "extmark" (the plugin's ghost text) unless `inline = "builtin"` asks for Neovim's own and this
+--- Neovim has it. The plugin's path is the default because Neovim 0.12's shows an answer wherever
+--- the cursor is when it arrives and asks for every attached buffer at each pause.
 ---@return "builtin"|"extmark"
 function M.backend()
-  local choice = config.options.inline
-  local has_builtin = vim.lsp.inline_completion ~= nil
-  if choice == 'extmark' or not has_builtin then
-    return 'extmark'
+  if config.options.inline == 'builtin' and vim.lsp.inline_completion ~= nil then
+    return 'builtin'
   end
-  return 'builtin'
+  return 'extmark'
 end
 
 ---@return boolean
@@ -98,7 +99,7 @@ function M.accept(kind)
   if M.backend() == 'builtin' then
     return builtin.accept(kind)
   end
-  return require('infill.ghost').accept(0, kind, insert_at_cursor)
+  return require('infill.ghost').accept(0, kind)
 end
 
 --- Show the next (`count` > 0) or previous candidate.
@@ -149,21 +150,27 @@ function M.visible_text(bufnr)
   return table.concat(parts)
 end
 
---- Map the configured insert-mode keys in `bufnr`.
+--- Type `lhs` as if unmapped, ahead of any keys typed after it (a key with nothing to act on).
+---@param lhs string
+local function fall_through(lhs)
+  vim.api.nvim_feedkeys(vim.keycode(lhs), 'in', false)
+end
+
+--- Map the configured insert-mode keys in `bufnr`. The accept keys edit the buffer right away
+--- (not from an <expr> mapping, whose edits would wait until after keys typed meanwhile).
 ---@param bufnr integer
 local function map_keys(bufnr)
   local keys = config.options.keymaps
-  local function map(lhs, rhs, desc, expr)
+  local function map(lhs, rhs, desc)
     if lhs then
-      vim.keymap.set('i', lhs, rhs, { buffer = bufnr, desc = 'infill: ' .. desc, expr = expr })
+      vim.keymap.set('i', lhs, rhs, { buffer = bufnr, desc = 'infill: ' .. desc })
     end
   end
   map(keys.accept, function()
-    if M.accept('all') then
-      return ''
+    if not M.accept('all') then
+      fall_through(keys.accept --[[@as string]])
     end
-    return vim.api.nvim_replace_termcodes(keys.accept --[[@as string]], true, false, true)
-  end, 'accept suggestion', true)
+  end, 'accept suggestion')
   map(keys.accept_line, function()
     M.accept('line')
   end, 'accept suggestion line')
@@ -178,10 +185,20 @@ local function map_keys(bufnr)
   end, 'previous candidate')
   map(keys.dismiss, function()
     if not M.dismiss() then
-      return vim.api.nvim_replace_termcodes(keys.dismiss --[[@as string]], true, false, true)
+      fall_through(keys.dismiss --[[@as string]])
     end
-    return ''
-  end, 'dismiss suggestion', true)
+  end, 'dismiss suggestion')
+end
+
+--- Neovim's completor asks for every buffer it is enabled in, at the current window's cursor:
+--- keep it enabled in the current buffer only.
+local function builtin_follow()
+  local current = vim.api.nvim_get_current_buf()
+  for bufnr in pairs(attached) do
+    if vim.api.nvim_buf_is_valid(bufnr) then
+      vim.lsp.inline_completion.enable(is_enabled() and bufnr == current, { bufnr = bufnr })
+    end
+  end
 end
 
 --- Turn ghost text on for `bufnr` (called on LspAttach of the infill client).
@@ -194,7 +211,13 @@ function M.attach(bufnr, client)
   attached[bufnr] = true
   map_keys(bufnr)
   if M.backend() == 'builtin' then
-    vim.lsp.inline_completion.enable(is_enabled(), { bufnr = bufnr })
+    require('infill.highlight').use_for_builtin()
+    vim.api.nvim_create_autocmd('BufEnter', {
+      group = vim.api.nvim_create_augroup('infill.inline.' .. bufnr, { clear = true }),
+      buffer = bufnr,
+      callback = builtin_follow,
+    })
+    builtin_follow()
   else
     require('infill.ghost').attach(bufnr, client, is_enabled)
   end
@@ -204,6 +227,7 @@ end
 ---@param bufnr integer
 function M.detach(bufnr)
   attached[bufnr] = nil
+  pcall(vim.api.nvim_del_augroup_by_name, 'infill.inline.' .. bufnr)
   if M.backend() == 'extmark' then
     require('infill.ghost').detach(bufnr)
   end
@@ -217,11 +241,11 @@ function M.toggle(on)
     on = not is_enabled()
   end
   M.enabled = on
-  for bufnr in pairs(attached) do
-    if vim.api.nvim_buf_is_valid(bufnr) then
-      if M.backend() == 'builtin' then
-        vim.lsp.inline_completion.enable(on, { bufnr = bufnr })
-      elseif not on then
+  if M.backend() == 'builtin' then
+    builtin_follow()
+  elseif not on then
+    for bufnr in pairs(attached) do
+      if vim.api.nvim_buf_is_valid(bufnr) then
         require('infill.ghost').dismiss(bufnr)
       end
     end

@@ -20,6 +20,13 @@ M.status = {}
 ---@type table<integer, integer>
 M.busy = {}
 
+--- Redraw statuslines soon: a status change shows at once, not at the next keystroke.
+local function redraw_status()
+  vim.schedule(function()
+    vim.cmd.redrawstatus({ bang = true })
+  end)
+end
+
 --- Handle the server's `infill/status` notification: remember it, tell the user about errors
 --- and the model becoming ready, and fire `User InfillStatus`.
 ---@param params infill.Status
@@ -36,6 +43,7 @@ local function on_status(_, params, ctx)
     vim.notify(('infill: model ready (%s)'):format(params.model or '?'), vim.log.levels.INFO)
   end
   vim.api.nvim_exec_autocmds('User', { pattern = 'InfillStatus', data = params, modeline = false })
+  redraw_status()
 end
 
 --- Show work-done progress from the infill server (model loading, rewrites) in the message area.
@@ -106,8 +114,11 @@ function M.config()
     init_options = wire,
     settings = { infill = wire },
     handlers = { ['infill/status'] = on_status },
+    before_init = redraw_status,
+    on_init = redraw_status,
     on_exit = function(code, _, client_id)
       M.status[client_id] = { state = 'stopped', model = '', message = ('exit code %d'):format(code) }
+      redraw_status()
     end,
     -- One server (one loaded model) for every buffer, whatever its project root.
     reuse_client = function(client, cfg)
@@ -127,6 +138,16 @@ end
 ---@return vim.lsp.Client|nil
 function M.client(bufnr)
   return vim.lsp.get_clients({ name = M.name, bufnr = bufnr })[1]
+end
+
+--- An infill client that is still starting (its server not yet initialized), or nil.
+---@return vim.lsp.Client|nil
+function M.starting()
+  for _, client in ipairs(vim.lsp.get_clients({ name = M.name, _uninitialized = true })) do
+    if not client.initialized and not client:is_stopped() then
+      return client
+    end
+  end
 end
 
 --- Ask the server for `infill/status` and wait for the answer (no `vim.wait` predicate request).
