@@ -40,8 +40,9 @@ function context(): unknown {
 
 let activeContext: { subscriptions: { dispose(): unknown }[] } | undefined;
 
-async function activate(settings: Record<string, unknown>): Promise<void> {
+async function activate(settings: Record<string, unknown>, selectedPython?: string): Promise<void> {
   standIn.reset();
+  standIn.selectedPython = selectedPython;
   for (const [key, value] of Object.entries(settings)) {
     standIn.user.set(key, value);
   }
@@ -184,12 +185,12 @@ test("the suggest-widget fallback stays off unless infill.completionFallback is 
   assert.ok(items.length >= 1, `on: infill items: ${JSON.stringify(answer)}`);
 });
 
-test("a Python without infill_lsp: one clear message, no server, no restart loop", { skip }, async () => {
+test("the Python extension's interpreter without infill_lsp: one clear message, no loop; selecting another recovers", { skip }, async () => {
   const bare = join(mkdtempSync(join(tmpdir(), "infill-bare-")), "python3");
   writeFileSync(bare, `#!/bin/sh\nexec "${python}" -I -S "$@"\n`); // isolated: no site-packages
   chmodSync(bare, 0o755);
-  await activate({ "infill.pythonPath": bare });
-  standIn.open("/work/add.py", "python", SOURCE);
+  await activate({ "infill.modelPath": modelPath, "infill.steps": 4 }, bare); // no pythonPath
+  const doc = standIn.open("/work/add.py", "python", SOURCE);
   await waitFor("the message", () => standIn.messages.length > 0, 30_000);
   await sleep(3000);
   assert.equal(standIn.messages.length, 1, `one message: ${JSON.stringify(standIn.messages)}`);
@@ -200,6 +201,10 @@ test("a Python without infill_lsp: one clear message, no server, no restart loop
   );
   assert.deepEqual(servers(), []);
   assert.equal(standIn.statusItems[0]?.text, "$(error) infill");
+  standIn.selectPython(python!);
+  await ready();
+  assert.ok(servers()[0]?.startsWith(`${python} -m infill_lsp --stdio`), `the selected interpreter runs the server: ${servers().join(" | ")}`);
+  assert.ok((await inline(doc, 1, "    total = a".length, INVOKE)).length >= 1, "ghost text");
 });
 
 test("a restart after a failed start recovers; quick setting changes leave one server", { skip }, async () => {

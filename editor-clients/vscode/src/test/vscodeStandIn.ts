@@ -304,6 +304,25 @@ export class StandIn {
     this.module = this.build();
   }
 
+  /** The interpreter selected in the (stand-in) Python extension; undefined: not installed. */
+  selectedPython: string | undefined;
+  readonly onInterpreter = new EventEmitter<unknown>();
+
+  /** Select another interpreter in the Python extension (fires its change event). */
+  selectPython(path: string): void {
+    this.selectedPython = path;
+    this.onInterpreter.fire({ id: path, path });
+  }
+
+  private pythonExtension(): unknown {
+    const environments = {
+      getActiveEnvironmentPath: () => ({ id: this.selectedPython, path: this.selectedPython }),
+      resolveEnvironment: (environment: { path: string }) => Promise.resolve({ executable: { uri: Uri.file(environment.path) } }),
+      onDidChangeActiveEnvironmentPath: this.onInterpreter.event,
+    };
+    return { id: "ms-python.python", isActive: true, exports: { ready: Promise.resolve(), environments }, activate: () => Promise.resolve({ environments }) };
+  }
+
   /** Forget documents, settings, messages and registrations (between activations). */
   reset(): void {
     for (const doc of this.documents) {
@@ -317,6 +336,7 @@ export class StandIn {
     this.statusItems.length = 0;
     this.commands.clear();
     this.log.length = 0;
+    this.selectedPython = undefined;
   }
 
   /** Open a document (fires onDidOpenTextDocument). */
@@ -496,7 +516,11 @@ export class StandIn {
         },
         executeCommand: (id: string, ...args: unknown[]) => Promise.resolve(this.commands.get(id)?.(...args)),
       },
-      extensions: { getExtension: () => undefined, all: [] },
+      extensions: {
+        // The Python extension, when a test selects an interpreter in it.
+        getExtension: (id: string) => (id === "ms-python.python" && this.selectedPython !== undefined ? this.pythonExtension() : undefined),
+        all: [],
+      },
     };
     // Classes and enums the client names that these tests never reach: present (the client
     // extends some at load time, and TypeScript's import helper copies only existing names).
