@@ -141,10 +141,41 @@ def _error_count(text: str, language: str | None) -> int:
 
 
 def introduces_error(before: str, after: str, language: str | None) -> bool:
-    """Tell whether `after` parses with more errors than `before`."""
-    if language is None or _language(language) is None:
+    """Tell whether `after` has a parse error that `before` does not have at the same place.
+
+    The two texts differ in one stretch (their common prefix and suffix are the same text). An
+    error of `before` outside that stretch, or reaching out of it, is the same error in `after`
+    once moved by the stretch's change in length; one lying wholly inside it belonged to the
+    replaced text (a hole's marker) and vanishes with it. Any other error of `after` is new.
+    Counting is not enough: a fill can remove the marker's errors and add as many of its own.
+    """
+    if language is None or _language(language) is None or before == after:
         return False
-    return parse_errors(after, language) > parse_errors(before, language)
+    found = _error_spans(after, language)
+    if not found:
+        return False
+    old, new = before.encode("utf-8", "surrogatepass"), after.encode("utf-8", "surrogatepass")
+    lead = 0
+    limit = min(len(old), len(new))
+    while lead < limit and old[lead] == new[lead]:
+        lead += 1
+    trail = 0
+    while trail < limit - lead and old[-1 - trail] == new[-1 - trail]:
+        trail += 1
+    old_end, shift = len(old) - trail, len(new) - len(old)
+    known = set()
+    for start, end in _error_spans(before, language):
+        if lead <= start and end <= old_end and not (start == end in (lead, old_end)):
+            continue  # inside the replaced stretch: gone with it
+        known.add((start if start <= lead else start + shift, end if end <= lead else end + shift))
+    return any(span not in known for span in found)
+
+
+@lru_cache(maxsize=8)  # the same "before" text is checked against every candidate
+def _error_spans(text: str, language: str) -> frozenset[tuple[int, int]]:
+    """UTF-8 byte spans of the ERROR and MISSING nodes in the parse of `text`."""
+    tree = _parse(text.encode("utf-8", "surrogatepass"), language)
+    return frozenset() if tree is None else frozenset(_errors(tree.root_node))
 
 
 def completion_scope(text: str, offset: int, language: str | None) -> str:
@@ -377,17 +408,20 @@ class _Source:
 
 
 def _count_errors(root: Node) -> int:
-    """Count ERROR and MISSING nodes, visiting only subtrees that contain errors."""
+    """Count ERROR and MISSING nodes."""
+    return sum(1 for _ in _errors(root))
+
+
+def _errors(root: Node) -> Iterator[tuple[int, int]]:
+    """Byte spans of ERROR and MISSING nodes, visiting only subtrees that contain errors."""
     if not root.has_error:
-        return 0
-    count = 0
+        return
     stack = [root]
     while stack:
         node = stack.pop()
         if node.is_error or node.is_missing:
-            count += 1
+            yield node.start_byte, node.end_byte
         stack.extend(child for child in node.children if child.has_error)
-    return count
 
 
 def _ancestors(node: Node | None) -> Iterator[Node]:

@@ -41,7 +41,8 @@ class Sampling:
     remask: bool = DECODE_DEFAULTS.remask
     remask_count: int = DECODE_DEFAULTS.remask_count  # r: tokens re-masked per step in the window
     remask_floor: float = DECODE_DEFAULTS.remask_floor  # only commits less likely than this
-    remask_window: tuple[float, float] = (0.25, 0.75)  # fraction of the step budget
+    remask_window: tuple[float, float] = (0.25, 1.0)  # progress: share of the span committed
+    remask_temperature: float = 1.0  # re-masked tokens are sampled again at this temperature
 
     def check(self) -> None:
         """Raise ValueError on a setting the sampler cannot honour."""
@@ -59,6 +60,8 @@ class Sampling:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not math.isfinite(self.filler_penalty):
             raise ValueError(f"filler_penalty must be finite, got {self.filler_penalty}")
+        if not (self.remask_temperature > 0.0 and math.isfinite(self.remask_temperature)):
+            raise ValueError(f"remask_temperature must be > 0, got {self.remask_temperature}")
         if self.remask_count < 0:
             raise ValueError(f"remask_count must be >= 0, got {self.remask_count}")
         low, high = self.remask_window
@@ -109,6 +112,25 @@ def spread_filler(is_filler: torch.Tensor, run_start: torch.Tensor) -> torch.Ten
     index = torch.arange(is_filler.shape[1], device=is_filler.device)  # (S,)
     last_filler = torch.cummax(torch.where(is_filler, index, -1), dim=1).values  # (B, S)
     return last_filler >= run_start  # (B, S)
+
+
+def text_to_the_right(is_text: torch.Tensor, run_start: torch.Tensor) -> torch.Tensor:
+    """Positions with text strictly to their right in the same run (a filler there would strand it).
+
+    Args:
+        is_text: (B, S) bool, committed or given text tokens.
+        run_start: (S,) from `span_runs` (or any non-decreasing run label).
+    Returns: (B, S) bool.
+    """
+    size = is_text.shape[1]
+    index = torch.arange(size, device=is_text.device)  # (S,)
+    ends = torch.ones(size, dtype=torch.bool, device=is_text.device)  # (S,) last of its run
+    ends[:-1] = run_start[1:] != run_start[:-1]
+    run_last = torch.where(ends, index, size).flip(0).cummin(0).values.flip(0)  # (S,)
+    next_text = torch.where(is_text, index, size).flip(1).cummin(1).values.flip(1)  # (B, S)
+    after = torch.full_like(next_text, size)  # (B, S) nearest text strictly to the right
+    after[:, :-1] = next_text[:, 1:]
+    return after <= run_last
 
 
 def _gumbel(
@@ -198,29 +220,54 @@ def _commit_mask(
     return masked & (rank < k)
 
 
-def _remask(probs: torch.Tensor, committed: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-    """The r committed positions with the lowest commit probability below the floor, per row.
+def _remask(
+    probs: torch.Tensor,
+    removable: torch.Tensor,
+    masked: torch.Tensor,
+    generated: torch.Tensor,
+    last_commits: torch.Tensor,
+    step: int,
+    sampling: Sampling,
+) -> torch.Tensor:
+    """Committed positions to decode again (ReMDM-style), per row.
+
+    The least likely commits below the floor, at most `remask_count`, never more than the last
+    step committed (masks never grow) nor more than the steps left can commit one by one (the
+    budget's last step never has to argmax a backlog), and only while the row's progress (the
+    share of its span committed) is inside `remask_window`.
 
     Args:
         probs: (B, S) probability at commit time.
-        committed: (B, S) bool, positions the sampler filled and may re-mask.
+        removable: (B, S) bool, positions committed by choice.
+        masked: (B, S) bool, positions masked now.
+        generated: (B, S) bool, positions the sampler fills.
+        last_commits: (B,) how many positions the last step committed.
     Returns: (B, S) bool.
     """
-    low = committed & (probs < sampling.remask_floor)  # (B, S)
-    if sampling.remask_count == 0 or not bool(low.any()):
-        return low & False
-    score = probs.masked_fill(~low, math.inf)  # (B, S)
-    rank = score.argsort(dim=1).argsort(dim=1)  # (B, S) 0 = least likely
-    return low & (rank < sampling.remask_count)
-
-
-def _in_remask_window(step: int, sampling: Sampling) -> bool:
     low, high = sampling.remask_window
-    return (
-        sampling.remask
-        and sampling.steps * low <= step < sampling.steps * high
-        and step < sampling.steps - 1
-    )
+    left = masked.sum(dim=1)  # (B,)
+    progress = 1.0 - left / generated.sum(dim=1).clamp_min(1)  # (B,)
+    room = (sampling.steps - step - left).clamp_min(0)  # (B,) spare steps in the budget
+    count = torch.minimum(last_commits, room).clamp_max(sampling.remask_count)  # (B,)
+    count = torch.where((progress >= low) & (progress <= high), count, 0)
+    candidates = removable & (probs < sampling.remask_floor)  # (B, S)
+    score = probs.masked_fill(~candidates, math.inf)  # (B, S)
+    rank = score.argsort(dim=1, stable=True).argsort(dim=1)  # (B, S) 0 = least likely
+    return candidates & (rank < count[:, None])
+
+
+def _keep_fillers_contiguous(
+    commit: torch.Tensor,
+    tokens: torch.Tensor,
+    span: torch.Tensor,
+    masked: torch.Tensor,
+    run_start: torch.Tensor,
+    filler_id: int,
+) -> torch.Tensor:
+    """Fillers chosen this step that would sit left of text in their run (committed before or
+    chosen now). (B, S) bool; the caller leaves them masked, or at the last step writes text."""
+    text = (~masked & (span != filler_id)) | (commit & (tokens != filler_id))  # (B, S)
+    return commit & (tokens == filler_id) & text_to_the_right(text, run_start)
 
 
 def denoise(
@@ -235,8 +282,13 @@ def denoise(
     temperatures: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     first_logits: torch.Tensor | None = None,
+    runs: torch.Tensor | None = None,
 ) -> Generator[StepState, None, Denoised]:
     """Fill every masked span position of `ids` within the step budget, yielding after each step.
+
+    Fillers stay contiguous in each run (a hole): a filler is never committed left of text in
+    its run, and a committed filler turns the masked rest of its run into fillers, so stripping
+    fillers never glues two fragments together.
 
     Args:
         logits_fn: (ids (B, T), positions (S,)) -> logits (B, S, V).
@@ -250,6 +302,8 @@ def denoise(
         generator: seeded random stream; the same seed gives the same output.
         first_logits: (B, S, V) logits of `ids` already computed by the caller (the length
             ranking's pass): the first step uses them instead of a forward pass.
+        runs: (S,) non-decreasing label of the hole each position belongs to; default: each
+            contiguous column run is one hole (give it when holes touch, as `<mask><mask>`).
     Returns (as the generator's value): the committed canvas, commit probabilities, step count.
     """
     # 1. Check arguments and set up the state.
@@ -264,6 +318,8 @@ def denoise(
         or bool((positions[1:] <= positions[:-1]).any())
     ):
         raise ValueError("positions must be increasing column indices inside ids")
+    if runs is not None and (runs.shape != positions.shape or bool((runs[1:] < runs[:-1]).any())):
+        raise ValueError("runs must be (S,) like positions and non-decreasing")
     batch = ids.shape[0]
     if temperatures is None:
         temperatures = torch.full((batch,), sampling.temperature, device=ids.device)
@@ -275,18 +331,25 @@ def denoise(
     generated = span == mask_id  # (B, S) what the sampler may ever write
     probs = torch.ones(span.shape, device=ids.device)  # (B, S) commit-time probabilities
     removable = torch.zeros_like(generated)  # (B, S) committed by choice, may be re-masked
-    run_start = span_runs(positions)  # (S,)
+    redo = torch.zeros_like(generated)  # (B, S) re-masked: sampled again, never re-argmaxed
+    fresh = torch.zeros_like(generated)  # (B, S) what the last step committed
+    run_start = span_runs(positions) if runs is None else runs.to(ids.device)  # (S,)
     banned = sorted({mask_id, *banned_ids} - ({filler_id} if filler_id is not None else set()))
     if filler_id is not None and filler_id in banned_ids:
         raise ValueError("the filler id cannot be banned; pass filler_id=None to forbid fillers")
+    hot = torch.full((batch,), sampling.remask_temperature, device=ids.device)  # (B,)
 
     step = 0
     while step < sampling.steps:
-        # 2. Re-mask the least likely committed tokens inside the remasking window.
-        if _in_remask_window(step, sampling):
-            again = _remask(probs, removable, sampling)  # (B, S)
+        last = step >= sampling.steps - 1
+        # 2. Re-mask the least likely earlier commits (never in the budget's last step).
+        if sampling.remask and not last:
+            again = _remask(
+                probs, removable, span == mask_id, generated, fresh.sum(1), step, sampling
+            )  # (B, S)
             span = span.masked_fill(again, mask_id)
             removable &= ~again
+            redo |= again
         masked = span == mask_id  # (B, S)
         if not bool(masked.any()):
             break
@@ -299,16 +362,42 @@ def denoise(
         if logits.shape[:2] != span.shape:
             raise ValueError(f"logits_fn returned {tuple(logits.shape)}, expected (B, S, V)")
         logits[..., banned] = -math.inf
-        if filler_id is not None and sampling.filler_penalty:
-            logits[..., filler_id] -= sampling.filler_penalty
+        if filler_id is not None:
+            if sampling.filler_penalty:
+                logits[..., filler_id] -= sampling.filler_penalty
+            # A filler left of text already in its run would glue fragments: not there.
+            text = ~masked & (span != filler_id)  # (B, S)
+            stranding = text_to_the_right(text, run_start)  # (B, S)
+            logits[..., filler_id] = logits[..., filler_id].masked_fill(stranding, -math.inf)
         tokens, conf, token_prob = choose_tokens(
             logits, temperatures, sampling.top_p, sampling.confidence, generator
         )  # (B, S) each
-        # 4. Commit by the schedule, then let committed fillers claim the rest of their run.
+        if bool(redo.any()):  # re-masked positions are sampled again, not re-argmaxed
+            hot_tokens, hot_conf, hot_prob = choose_tokens(
+                logits, hot, sampling.top_p, sampling.confidence, generator
+            )
+            tokens = torch.where(redo, hot_tokens, tokens)
+            conf = torch.where(redo, hot_conf, conf)
+            token_prob = torch.where(redo, hot_prob, token_prob)
+        # 4. Commit by the schedule; a filler chosen left of text chosen now gives way.
         commit = _commit_mask(conf, masked, generated, step, sampling)  # (B, S)
+        if filler_id is not None:
+            stranded = _keep_fillers_contiguous(commit, tokens, span, masked, run_start, filler_id)
+            if bool(stranded.any()) and last:  # everything is committed now: text instead
+                logits[..., filler_id] = -math.inf
+                text_tokens, _, text_prob = choose_tokens(
+                    logits, temperatures, sampling.top_p, sampling.confidence, generator
+                )
+                tokens = torch.where(stranded, text_tokens, tokens)
+                token_prob = torch.where(stranded, text_prob, token_prob)
+            elif bool(stranded.any()):
+                commit &= ~stranded
         span = torch.where(commit, tokens, span)
         probs = torch.where(commit, token_prob, probs)
         removable |= commit
+        redo &= ~commit
+        fresh = commit
+        # 5. A committed filler claims the rest of its run.
         if filler_id is not None:
             forced = masked & ~commit & spread_filler(commit & (tokens == filler_id), run_start)
             span = span.masked_fill(forced, filler_id)

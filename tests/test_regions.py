@@ -124,6 +124,40 @@ def test_an_error_already_there_is_not_introduced():
     assert not introduces_error("x = (1\n", "x = (2\n", "python")
 
 
+CLAMP = "def clamp(low, high, width):\n    return max(low, min(<mask>, high))\n"
+HOLES = 'x = f(<mask>)\ny = re.compile(r"<mask>")\nz = {"mask": "<mask>"}\n'
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # The marker's own errors vanish; the fill brings fewer, elsewhere (issue 25, in Neovim).
+        (CLAMP, CLAMP.replace("<mask>", "width,\n,,,,,,,,,,,,,,,height")),
+        # A real hole filled well, markers in a string and a dict filled with broken text: the
+        # error count even drops, but the new errors are where no error was.
+        (HOLES, 'x = f(a)\ny = re.compile(r"a\nb(")\nz = {"mask": "<mask>"}\n'),
+        (HOLES, 'x = f(a)\ny = re.compile(r"<mask>")\nz = {"mask": "}\n'),
+    ],
+)
+def test_an_error_in_a_new_place_is_introduced_whatever_the_count(before, after):
+    assert parse_errors(after, "python") <= parse_errors(before, "python")
+    assert introduces_error(before, after, "python")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (CLAMP, CLAMP.replace("<mask>", "width")),  # the hole's errors go with the marker
+        ("def f(:\n    pass\nx = min(<mask>, 2)\n", "def f(:\n    pass\nx = min(1, 2)\n"),
+        ("a = 1\nb = (\n", "a = 100\nb = (\n"),  # an error right of the change moves with it
+        ("def f(:\n    return 1\n", "def f(:\n    return 12345\n"),
+    ],
+)
+def test_an_error_already_there_stays_the_same_error(before, after):
+    assert parse_errors(before, "python") >= 1
+    assert not introduces_error(before, after, "python")
+
+
 def test_without_grammar_nothing_is_an_error():
     assert parse_errors("def f(:\n", None) == 0
     assert not introduces_error("ok", "def f(:", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -16,6 +17,7 @@ from infill_lsp.sampler import (
     probe_logprobs,
     span_runs,
     spread_filler,
+    text_to_the_right,
 )
 from infill_lsp.schedule import commits_this_step
 
@@ -365,3 +367,157 @@ def test_first_logits_stand_in_for_the_first_forward_pass() -> None:
     plain_calls = model.calls - with_given_calls
     assert with_given_calls == plain_calls - 1  # one forward pass saved
     assert torch.equal(with_given.ids, plain.ids) and with_given.steps == plain.steps
+
+
+# ----- issue 25: fillers never glue fragments; remasking moves forward ------------------------
+
+
+def stripped(row: torch.Tensor) -> list[int]:
+    """The canvas as the engine returns it: fillers dropped."""
+    return [t for t in row.tolist() if t != FILLER]
+
+
+def fillers_only_at_the_end(row: list[int]) -> bool:
+    """No text right of a filler (the design's filler contiguity) in one run."""
+    first = row.index(FILLER) if FILLER in row else len(row)
+    return all(t == FILLER for t in row[first:])
+
+
+def filler_favourite(prob: float) -> torch.Tensor:
+    """Logits (V,) whose favourite is the filler with `prob`, TEXT[1] second."""
+    probs = torch.full((VOCAB,), 1e-9)
+    probs[FILLER], probs[TEXT[1]] = prob, 1 - prob - 1e-6
+    return probs.log()
+
+
+def test_a_late_filler_never_glues_text_committed_right_of_it() -> None:
+    # Step 1 commits the sure text at columns 0, 1 and 5; every other column leans to the
+    # filler without passing the threshold. The canvas [2,2,F,F,F,7,F,F] would strip to
+    # [2,2,7]: the columns between the fragments must be text, the fillers only at the end.
+    table = torch.stack([filler_favourite(0.6)] * 8)
+    table[0] = table[1] = peaked(TEXT[0], 0.99)
+    table[5] = peaked(TEXT[4], 0.99)
+    model = FixedModel(table)
+    _, result = run_all(
+        denoise(
+            model, canvas(1, 8, list(range(8))), torch.arange(8), mask_id=MASK, filler_id=FILLER
+        )
+    )
+    row = result.ids[0].tolist()
+    assert fillers_only_at_the_end(row), row
+    assert row == [TEXT[0], TEXT[0], TEXT[1], TEXT[1], TEXT[1], TEXT[4], FILLER, FILLER]
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_a_filler_chosen_left_of_text_in_the_same_step_gives_way(steps: int) -> None:
+    # Column 0 is a sure filler and column 1 sure text, both committed at once (and, with a
+    # one-step budget, at the last step): the filler would sit left of text.
+    table = torch.stack([filler_favourite(0.95), peaked(TEXT[2], 0.99), filler_favourite(0.95)])
+    model = FixedModel(table)
+    sampling = Sampling(steps=steps)
+    _, result = run_all(
+        denoise(
+            model, canvas(1, 3, [0, 1, 2]), torch.arange(3), mask_id=MASK, filler_id=FILLER,
+            sampling=sampling,
+        )
+    )  # fmt: skip
+    row = result.ids[0].tolist()
+    assert row == [TEXT[1], TEXT[2], FILLER]
+    assert result.steps <= steps
+
+
+def test_holes_that_touch_are_separate_runs() -> None:
+    # Two holes of three columns each, side by side (`<mask><mask>`): a filler ending the first
+    # hole must not claim the second.
+    table = torch.stack([peaked(TEXT[0], 0.3)] * 6)
+    table[1] = filler_favourite(0.99)
+    model = FixedModel(table)
+    runs = torch.tensor([0, 0, 0, 3, 3, 3])
+    states, result = run_all(
+        denoise(
+            model, canvas(1, 6, list(range(6))), torch.arange(6), mask_id=MASK,
+            filler_id=FILLER, sampling=Sampling(steps=8), runs=runs,
+        )
+    )  # fmt: skip
+    assert states[0].ids[0].tolist()[:3] == [MASK, FILLER, FILLER]
+    assert FILLER not in result.ids[0, 3:].tolist()
+
+
+def test_bad_runs_raise_value_error() -> None:
+    model = FixedModel(torch.zeros(4, VOCAB))
+    with pytest.raises(ValueError):
+        run_all(
+            denoise(
+                model, canvas(1, 4, [0, 1, 2, 3]), torch.arange(4), mask_id=MASK,
+                filler_id=FILLER, runs=torch.tensor([0, 2, 1, 3]),
+            )
+        )  # fmt: skip
+
+
+def test_text_to_the_right_is_per_run() -> None:
+    runs = torch.tensor([0, 0, 0, 3, 3])
+    text = torch.tensor([[False, False, True, False, True]])
+    assert text_to_the_right(text, runs).tolist() == [[True, True, False, True, False]]
+
+
+class UnsureModel:
+    """Sure of column 0 only; every other column favours TEXT[0] (0.3) among even odds."""
+
+    def __init__(self, sure: int = 1) -> None:
+        self.calls = 0
+        self.sure = sure
+
+    def __call__(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        rows = [peaked(TEXT[c % 5], 0.99) if c < self.sure else peaked(TEXT[0], 0.3)
+                for c in range(12)]  # fmt: skip
+        return torch.stack(rows)[positions].expand(ids.shape[0], -1, -1).clone()
+
+
+def test_remasking_never_removes_more_than_a_step_commits() -> None:
+    model = UnsureModel()
+    sampling = Sampling(
+        steps=12, remask=True, remask_count=2, remask_floor=0.5, remask_window=(0.0, 1.0)
+    )
+    states, result = run_all(
+        denoise(
+            model, canvas(1, 8, list(range(8))), torch.arange(8), mask_id=MASK, filler_id=None,
+            sampling=sampling, generator=torch.Generator().manual_seed(0),
+        )
+    )  # fmt: skip
+    left = [8] + [int((s.ids == MASK).sum()) for s in states]
+    assert all(b <= a for a, b in itertools.pairwise(left)), left  # masks never grow
+    # The budget's last step never argmaxes a backlog: one masked position at most is left.
+    assert left[-2] <= 1, left
+    assert not (result.ids == MASK).any()
+
+
+def test_remasked_tokens_are_sampled_again_not_re_argmaxed() -> None:
+    # Greedy decoding: TEXT[0] is every unsure column's argmax. Re-decoding greedily would give
+    # it back every time; a re-masked token is sampled, so some come back different.
+    model = UnsureModel()
+    sampling = Sampling(
+        steps=16, remask=True, remask_count=2, remask_floor=0.5, remask_window=(0.0, 1.0)
+    )
+    _, result = run_all(
+        denoise(
+            model, canvas(1, 6, list(range(6))), torch.arange(6), mask_id=MASK, filler_id=None,
+            sampling=sampling, generator=torch.Generator().manual_seed(0),
+        )
+    )  # fmt: skip
+    assert set(result.ids[0, 1:].tolist()) - {TEXT[0]}
+
+
+def test_a_span_finished_early_is_still_revised() -> None:
+    # The span is done in two steps (three sure columns, then the unsure one) of a budget of
+    # 16, long before a quarter of the budget; the remasking window is by progress (the share
+    # of the span committed), so the unsure token is still decoded again.
+    model = UnsureModel(sure=3)
+    sampling = Sampling(steps=16, remask=True, remask_count=1, remask_floor=0.5)
+    _, result = run_all(
+        denoise(
+            model, canvas(1, 4, list(range(4))), torch.arange(4), mask_id=MASK, filler_id=None,
+            sampling=sampling, generator=torch.Generator().manual_seed(0),
+        )
+    )  # fmt: skip
+    assert model.calls == result.steps > 2
