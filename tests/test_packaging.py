@@ -72,3 +72,36 @@ def test_train_without_the_extras_names_the_install_in_one_line(
     assert f"{sys.executable} -m pip install" in lines[0]
     assert "[train]" in lines[0]
     assert not (tmp_path / "out").exists()  # stopped before doing anything
+
+
+def load_script(name: str):  # -> module
+    """A module of scripts/ (not a package), imported by path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_places_are_in_the_example_once() -> None:
+    """Editing examples/invoices.py must not silently move or drop a place the demo asks at."""
+    demo = load_script("demo")
+    text = demo.EXAMPLE.read_text(encoding="utf-8")
+    kinds = {place.kind for place in demo.PLACES}
+    assert kinds == {"line", "block", "rewrite", "revise"}
+    for place in demo.PLACES:
+        assert text.count(place.truth) == 1, place.title
+        assert place.truth.startswith(place.typed)
+        assert (place.kind == "revise") == bool(place.slip) and place.slip != place.truth
+
+
+def test_the_screenshot_places_are_in_the_example_once() -> None:
+    pytest.importorskip("PIL")
+    shot = load_script("screenshot")
+    lines = shot.EXAMPLE.read_text(encoding="utf-8").split("\n")
+    assert lines.count(shot.TYPED_LINE) == 1 and shot.TYPED_LINE.startswith(shot.TYPED)
+    assert lines.count(shot.REWRITE_FIRST) == 1
