@@ -15,6 +15,14 @@ const TITLES: Record<ServerCommandName, string> = {
   fillHoles: "Filling holes",
 };
 
+const CONTENT_MODIFIED = -32801; // the server's answer when the file changed under the command
+
+/** The one message for an edit dropped because the file changed while the command ran. */
+function changedWhile(name: ServerCommandName): string {
+  const doing = { rewrite: "rewriting", revise: "revising", fillHoles: "filling holes" }[name];
+  return `infill: the file changed while ${doing}; nothing applied.`;
+}
+
 let nextToken = 0;
 
 /** Run server command `name` on the active editor's selection (or whole file for fillHoles). */
@@ -72,12 +80,14 @@ export async function runServerCommand(
       return;
     }
     if (document.version !== version) {
-      void vscode.window.showWarningMessage("infill: the file changed while the model worked; edit discarded.");
+      void vscode.window.showWarningMessage(changedWhile(name));
       return;
     }
     await vscode.workspace.applyEdit(await client.protocol2CodeConverter.asWorkspaceEdit(edit));
   } catch (error) {
-    if (!(error instanceof vscode.CancellationError) && !isCancelled(error)) {
+    if ((error as { code?: number } | null)?.code === CONTENT_MODIFIED) {
+      void vscode.window.showWarningMessage(changedWhile(name));
+    } else if (!(error instanceof vscode.CancellationError) && !isCancelled(error)) {
       void vscode.window.showErrorMessage(`infill: ${TITLES[name]} failed: ${String(error)}`);
     }
   } finally {

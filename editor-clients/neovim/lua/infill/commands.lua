@@ -13,6 +13,14 @@ local function notify(message, level)
   vim.notify('infill: ' .. message, level or vim.log.levels.INFO)
 end
 
+local DOING = { rewrite = 'rewriting', revise = 'revising', ['fill holes'] = 'filling holes' }
+local CONTENT_MODIFIED = -32801 -- the server's answer when the file changed under the command
+
+--- Say that an edit was dropped because the file changed while the command ran.
+local function changed_while(verb)
+  notify(('the file changed while %s; nothing applied'):format(DOING[verb] or verb), vim.log.levels.WARN)
+end
+
 --- The infill client for the current buffer, or nil after telling the user why not.
 ---@param bufnr integer
 ---@return vim.lsp.Client|nil
@@ -101,7 +109,7 @@ local function apply(bufnr, client, edit, tick, verb)
     return 'discarded'
   end
   if vim.b[bufnr].changedtick ~= tick then
-    notify(verb .. ' discarded: the buffer changed while it ran', vim.log.levels.WARN)
+    changed_while(verb)
     return 'discarded'
   end
   if not M.has_edits(edit) then
@@ -144,7 +152,10 @@ local function run(command, verb, args, range_optional)
   }, function(err, result)
     lsp.busy[client.id] = math.max((lsp.busy[client.id] or 1) - 1, 0)
     local outcome = 'failed'
-    if err then
+    if err and err.code == CONTENT_MODIFIED then
+      changed_while(verb)
+      outcome = 'discarded'
+    elseif err then
       notify(('%s failed: %s'):format(verb, err.message or vim.inspect(err)), vim.log.levels.ERROR)
     else
       outcome = apply(bufnr, client, result, tick, verb)
