@@ -48,8 +48,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const status = new StatusBar("infill.showLog");
   const busy = (delta: number): void => status.busy(delta);
   let settings = clientSettings(output);
-  const enabled = (document: vscode.TextDocument): boolean =>
-    SCHEMES.includes(document.uri.scheme) && isEnabledFor(config().get("languages"), document.languageId);
+  const languageOn = (languageId: string): boolean => isEnabledFor(config().get("languages"), languageId);
+  const enabled = (document: vscode.TextDocument): boolean => SCHEMES.includes(document.uri.scheme) && languageOn(document.languageId);
 
   const plan = async (): Promise<ServerCommand> => {
     const useSelected = settings.serverCommand.length === 0 && settings.pythonPath === "";
@@ -79,11 +79,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             configuration: (params) => params.items.map((item) => (item.section === SECTION ? wire() : null)),
           },
           provideInlineCompletionItems: (document, position, context, token, next) =>
-            isEnabledFor(config().get("languages"), document.languageId) ? next(document, position, context, token) : null,
+            languageOn(document.languageId) ? next(document, position, context, token) : null,
           // Ghost text is the product: VS Code asks completion providers at the start of every
           // word, and each answer would be a model run competing with ghost text.
           provideCompletionItem: (document, position, context, token, next) =>
-            settings.completionFallback && isEnabledFor(config().get("languages"), document.languageId)
+            settings.completionFallback && languageOn(document.languageId)
               ? next(document, position, context, token)
               : null,
         },
