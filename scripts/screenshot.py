@@ -53,7 +53,7 @@ vim.o.number = true
 vim.o.laststatus = 2
 vim.o.shortmess = vim.o.shortmess .. 'I'
 vim.o.statusline = " %f %= %{{v:lua.require'infill'.statusline()}} "
-require('infill').setup({{ cmd = {{ {python!r}, '-m', 'infill_lsp' }} }})
+require('infill').setup({{ cmd = {{ {python!r}, '-m', 'infill_lsp', '--log-file', {log!r} }} }})
 """
 
 
@@ -85,7 +85,9 @@ class Editor:
         self.socket = str(folder / "nvim.sock")
         self.session = f"infill-shot-{os.getpid()}"
         init = folder / "init.lua"
-        init.write_text(INIT_LUA.format(plugin=str(PLUGIN), python=sys.executable))
+        self.log = folder / "server.log"
+        lua = INIT_LUA.format(plugin=str(PLUGIN), python=sys.executable, log=str(self.log))
+        init.write_text(lua)
         env = {"TERM": "tmux-256color", "COLORTERM": "truecolor"}
         for name in ("CONFIG", "DATA", "STATE", "CACHE"):
             (folder / name.lower()).mkdir()
@@ -129,7 +131,13 @@ class Editor:
             if (value == expected) if expected is not None else value not in ("", "0"):
                 return value
             time.sleep(0.25)
-        sys.exit(f"screenshot: gave up waiting for {what} after {WAIT_S:.0f} s")
+        log = self.log.read_text().splitlines()[-15:] if self.log.exists() else []
+        screen = SGR.sub("", self.capture()[0]).rstrip()
+        sys.exit(
+            f"screenshot: gave up waiting for {what} after {WAIT_S:.0f} s; the screen:\n{screen}\n"
+            + "the server's log ends:\n"
+            + "\n".join(log)
+        )
 
     def capture(self) -> tuple[str, tuple[int, int]]:
         """The screen with its colours, and the cursor's cell (column, row)."""
