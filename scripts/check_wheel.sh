@@ -49,6 +49,7 @@ cd "$work/elsewhere"
 "$venv/bin/python" "$repo/scripts/wheel_contents.py" --imports "$venv"
 printf 'def mean(values):\n    total = sum(values)\n    return \n' >sample.py
 version=$("$venv/bin/infill-lsp" --version)
+"$venv/bin/infill-train" --help >/dev/null
 filled=$("$venv/bin/infill-lsp" fill sample.py --at 3:12 --json)
 text=$(printf '%s' "$filled" | "$venv/bin/python" -c '
 import json, sys
