@@ -81,17 +81,18 @@ def test_package_json_declares_every_server_setting() -> None:
         for key, value in manifest["contributes"]["configuration"]["properties"].items()
     }
     schema = settings_schema()
-    assert set(declared) - CLIENT_SETTINGS == set(schema)
+    fix = "the server's settings changed: run `npm run sync-settings` in editor-clients/vscode"
+    assert set(declared) - CLIENT_SETTINGS == set(schema), fix
     for name, server in schema.items():
         mine = declared[name]
         # A null default (the embedded model) is shown as "", which the server reads the same way.
         if server["default"] is None and server["type"] == "string":
-            assert mine["default"] == "", name
+            assert mine["default"] == "", f"{name}: {fix}"
         else:
-            assert mine["default"] == server["default"], name
-        assert mine["type"] == server["type"], name
+            assert mine["default"] == server["default"], f"{name}: {fix}"
+        assert mine["type"] == server["type"], f"{name}: {fix}"
         for limit in ("minimum", "maximum", "enum", "items"):
-            assert mine.get(limit) == server.get(limit), f"{name}.{limit}"
+            assert mine.get(limit) == server.get(limit), f"{name}.{limit}: {fix}"
         assert mine.get("description") or mine.get("markdownDescription"), name
 
 
@@ -99,6 +100,12 @@ def test_vscode_unit(compiled: str) -> None:
     """Settings -> server command and initializationOptions, status view, command arguments."""
     counts = node_test(compiled, "settings.test.js", dict(os.environ), timeout=120)
     assert counts["pass"] >= 8
+
+
+def test_vscode_launcher(compiled: str) -> None:
+    """Restarts one at a time, a failed start dropped not disposed, the preflight's message."""
+    counts = node_test(compiled, "launcher.test.js", dict(os.environ), timeout=120)
+    assert counts["pass"] >= 3
 
 
 def test_vscode_against_real_server(compiled: str, tiny_model_dir: Path) -> None:
