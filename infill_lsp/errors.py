@@ -15,3 +15,11 @@ class InputError(InfillError):
 
 class Superseded(Exception):
     """A newer request for the same document made this one pointless."""
+
+
+class ContentModified(InfillError):
+    """The document changed or closed while a request ran: its result no longer applies."""
+
+
+class ModelUnavailable(InfillError):
+    """No model to run: it is still loading, or it failed to load."""

@@ -12,9 +12,10 @@ Every example is a window of one file, in one of two modes:
 
 Masking (in `collate`): one ratio t per sequence, stratified over the batch; each maskable token
 becomes `<mask>` with probability t. The loss is cross-entropy on masked positions only, averaged
-over the batch's masked units. The first filler after a span (where the span ends) is a unit of
-its own and the rest of the filler run counts as one unit (otherwise the model learns to flood
-spans with fillers). `<mask>` is never a prediction.
+over the batch's masked tokens, fillers weighing as much as text: a filler run weighed as one
+unit (1/n per filler) taught the model to shrink each filler's odds by about n, and even a
+random subset of a long canvas's masks (blind to what they hold) under-weighs long canvases
+enough to skew a small model (BENCHMARKS.md). `<mask>` is never a prediction.
 
 Why a plain average and not the ELBO's 1/t weights: with 1/t, the one or two tokens of a
 sequence drawn at t near 0 carry hundreds of times the weight of the rest, and on a CPU budget of
@@ -219,18 +220,11 @@ def collate(
         if not masked.any():  # every sequence teaches something
             masked[torch.randint(len(maskable), (1,), generator=generator)] = True
         chosen = maskable[masked]  # (N_b,)
-        weight = torch.ones(len(chosen))
-        # The first filler marks where the span ends: one unit of its own. The rest of the run
-        # is one unit, however long (else the model learns to flood spans with fillers).
-        rest = is_filler[chosen]
-        if example.fillers:
-            rest &= chosen != example.fillers[0]
-        if rest.any():
-            weight[rest] /= int(rest.sum())
         input_ids[row, chosen] = ids.mask
+        # Every masked token weighs 1, fillers too, so p(filler) is learnt unskewed (module doc).
         positions.append(row * length + chosen)
         targets.append(clean[chosen])
-        weights.append(weight)
+        weights.append(torch.ones(len(chosen)))
         if corruption > 0:
             visible = maskable[~masked & ~is_filler[maskable]]
             hit = visible[torch.rand(len(visible), generator=generator) < corruption]

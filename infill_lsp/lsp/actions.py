@@ -5,6 +5,11 @@ A command takes one object `{"uri", "range", "apply"}`. The selection is snapped
 nodes, the engine job runs step by step (with `$/progress` when the client gave a token), and a
 candidate that adds a parse error is passed over for the next best. Edits touch only the range.
 Bad input raises InputError, which the handler turns into a clear JSON-RPC error.
+
+Everything is computed on the document as it was when the command started (its `Document` value
+never changes). If the user typed meanwhile, the edit is moved onto the current version when no
+change touched the selection and the client checks versions (`documentChanges`); otherwise the
+command fails with ContentModified and nothing is sent. Closing the document stops the command.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from infill_lsp import regions
-from infill_lsp.errors import InputError
+from infill_lsp.errors import ContentModified, InputError, ModelUnavailable, Superseded
 from infill_lsp.lsp.documents import Document, syntax_window, usable_text
 from infill_lsp.lsp.server import InfillServer
-from infill_lsp.lsp.wire import FILL_HOLES, REVISE, REWRITE, cancelled_error
+from infill_lsp.lsp.wire import ERROR, FILL_HOLES, REVISE, REWRITE, cancelled_error
 from infill_lsp.postprocess import changed_span
 from infill_lsp.window import CHARS_PER_TOKEN
 
@@ -34,6 +39,7 @@ TITLES = {
     REVISE: "Revise low-confidence tokens",
     FILL_HOLES: "Fill holes",
 }
+DOING = {REWRITE: "rewriting", REVISE: "revising", FILL_HOLES: "filling holes"}
 KINDS = {
     REWRITE: types.CodeActionKind.RefactorRewrite,
     REVISE: types.CodeActionKind.RefactorRewrite,
@@ -78,31 +84,64 @@ def _document(ls: InfillServer, uri: str) -> Document:
     return document
 
 
-def _edit(ls: InfillServer, document: Document, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
-    """A WorkspaceEdit for one document, versioned when the client takes documentChanges."""
+@dataclass(frozen=True)
+class Planned:
+    """A command's result in the offsets of the version it was computed on."""
+
+    snapshot: Document  # the document as it was when the command started
+    encoding: str  # the position encoding its ranges are written in
+    span: tuple[int, int]  # the (snapped) selection: no edit reaches outside it
+    edits: list[tuple[int, int, str]]  # (start, end, new text), not overlapping
+
+
+def _takes_versions(ls: InfillServer) -> bool:
+    """Whether the client takes versioned edits (`documentChanges`) and so refuses stale ones."""
     workspace = ls.client_capabilities.workspace
-    versioned = bool(
+    return bool(
         workspace and workspace.workspace_edit and workspace.workspace_edit.document_changes
     )
-    if not versioned:
+
+
+def _landing(ls: InfillServer, name: str, planned: Planned) -> tuple[Document, int]:
+    """The version the edit applies to now and how far its offsets moved; ContentModified when
+    the document was closed, or changed where (or in a way) the edit cannot follow."""
+    snapshot = planned.snapshot
+    if not ls.documents.is_open(snapshot):
+        raise ContentModified(f"the file was closed while {DOING[name]}; nothing applied")
+    current = ls.documents.get(snapshot.uri)
+    if current is snapshot:
+        return snapshot, 0
+    moved = ls.documents.moved(snapshot, *planned.span) if _takes_versions(ls) else None
+    if moved is None:
+        raise ContentModified(f"the file changed while {DOING[name]}; nothing applied")
+    return moved
+
+
+def _workspace_edit(ls: InfillServer, name: str, planned: Planned) -> types.WorkspaceEdit:
+    """The WorkspaceEdit for the version open now: versioned when the client takes
+    documentChanges (then stamped with the version its ranges belong to)."""
+    document, shift = _landing(ls, name, planned)
+    encoding = planned.encoding
+    edits = [
+        types.TextEdit(range=document.range_of(start + shift, end + shift, encoding), new_text=new)
+        for start, end, new in planned.edits
+    ]
+    if not _takes_versions(ls):
         return types.WorkspaceEdit(changes={document.uri: edits})
     identifier = types.OptionalVersionedTextDocumentIdentifier(
         uri=document.uri, version=document.version
     )
     return types.WorkspaceEdit(
-        document_changes=[types.TextDocumentEdit(text_document=identifier, edits=list(edits))]
+        document_changes=[types.TextDocumentEdit(text_document=identifier, edits=edits)]
     )
 
 
-def _replacement(
-    document: Document, start: int, end: int, new: str, encoding: str
-) -> list[types.TextEdit]:
-    """The smallest TextEdit replacing text[start:end] with `new` (none when equal)."""
-    lead, trail, text = changed_span(document.text[start:end], new)
-    if lead == trail and not text:
+def _replacement(text: str, start: int, end: int, new: str) -> list[tuple[int, int, str]]:
+    """The smallest edit replacing text[start:end] with `new` (none when equal)."""
+    lead, trail, changed = changed_span(text[start:end], new)
+    if lead == trail and not changed:
         return []
-    range_ = document.range_of(start + lead, start + trail, encoding)
-    return [types.TextEdit(range=range_, new_text=text)]
+    return [(start + lead, start + trail, changed)]
 
 
 class _Reporter:
@@ -148,10 +187,8 @@ async def compute_edit(
     ls: InfillServer, name: str, target: Target, token: types.ProgressToken | None = None
 ) -> types.WorkspaceEdit:
     """The WorkspaceEdit a command would make (empty when there is nothing to change)."""
-    engine = ls.engine
-    if engine is None:
-        raise InputError("the model is not loaded yet")
-    document = _document(ls, target.uri)
+    engine = _engine(ls)
+    document = _document(ls, target.uri)  # the snapshot everything below is computed on
     encoding = ls.encoding
     text = document.text
     language = regions.language_for(document.uri, document.language_id)
@@ -174,11 +211,34 @@ async def compute_edit(
     if not usable_text(document, start, end):
         raise InputError("the text holds binary data or invalid characters; it cannot be infilled")
     reporter = _Reporter(ls, token, TITLES[name])
+    planned = Planned(document, encoding, (start, end), [])
+
+    def pointless() -> bool:  # checked between steps: closed, or changed where it cannot land
+        try:
+            _landing(ls, name, planned)
+        except ContentModified:
+            return True
+        return False
+
     try:
-        edits = await _run(ls, engine, name, document, (start, end), language, reporter.step)
+        edits = await _run(
+            ls, engine, name, document, (start, end), language, reporter.step, pointless
+        )
+    except Superseded:
+        _landing(ls, name, planned)  # raises ContentModified, saying why
+        raise
     finally:
         reporter.end("done")
-    return _edit(ls, document, edits)
+    return _workspace_edit(ls, name, Planned(document, encoding, (start, end), edits))
+
+
+def _engine(ls: InfillServer) -> Engine:
+    """The loaded engine; ModelUnavailable saying why there is none (each time it is asked)."""
+    if ls.engine is not None:
+        return ls.engine
+    if ls.status.state == ERROR:
+        raise ModelUnavailable(f"the model failed to load ({ls.status.message})")
+    raise ModelUnavailable("the model is still loading; try again in a moment")
 
 
 async def _run(
@@ -189,52 +249,55 @@ async def _run(
     span: tuple[int, int],
     language: str | None,
     on_step: Callable[[Any], None],
-) -> list[types.TextEdit]:
-    """Run the engine job of command `name` over the span and turn it into TextEdits."""
+    stop: Callable[[], bool],
+) -> list[tuple[int, int, str]]:
+    """Run the engine job of command `name` over the span; its edits in the document's offsets.
+    `stop` returning True between steps raises Superseded."""
     start, end = span
-    text, encoding, options = document.text, ls.encoding, ls.decode_options()
+    text, options = document.text, ls.decode_options()
     prefix, region, suffix = text[:start], text[start:end], text[end:]
     window, shift = syntax_window(text, start, end)
     low, high = start - shift, end - shift
     if name == FILL_HOLES:
         marker = ls.settings.hole_marker
         if marker not in region:
-            ls.show_once(f"infill-lsp: no {marker} marker to fill", types.MessageType.Info)
+            ls.show(f"infill-lsp: no {marker} marker to fill", types.MessageType.Info)
             return []
-        holes = await ls.run_job(engine.fill_holes_job(text, marker, options=options), on_step)
+        holes_job = engine.fill_holes_job(text, marker, options=options)
+        holes = await ls.run_job(holes_job, on_step, stop)
         inside = [h for h in holes if start <= h.start and h.end <= end]
         filled = region
         for hole in reversed(inside):
             filled = filled[: hole.start - start] + hole.text + filled[hole.end - start :]
         if _first_that_parses(window, low, high, [filled], language) is None:
-            ls.show_once("infill-lsp: the filled holes do not parse; nothing changed")
+            ls.show("infill-lsp: the filled holes do not parse; nothing changed")
             return []
-        return [
-            types.TextEdit(range=document.range_of(h.start, h.end, encoding), new_text=h.text)
-            for h in inside
-        ]
+        return [(hole.start, hole.end, hole.text) for hole in inside]
     if name == REWRITE:
         count = max(ls.settings.candidates, 1)
         job = engine.rewrite_job(prefix, region, suffix, candidates=count, options=options)
-        texts = [infill.text for infill in await ls.run_job(job, on_step)]
+        texts = [infill.text for infill in await ls.run_job(job, on_step, stop)]
         texts = [t for t in texts if t != region] or texts
     else:
         job_one = engine.revise_job(prefix, region, suffix, options=options)
-        revised = await ls.run_job(job_one, on_step)
+        revised = await ls.run_job(job_one, on_step, stop)
         texts = [revised.text]
     chosen = _first_that_parses(window, low, high, texts, language)
     if chosen is None:
-        ls.show_once("infill-lsp: every candidate broke the syntax; nothing changed")
+        ls.show("infill-lsp: every candidate broke the syntax; nothing changed")
         return []
-    return _replacement(document, start, end, chosen, encoding)
+    return _replacement(text, start, end, chosen)
 
 
 async def execute(ls: InfillServer, name: str, args: tuple[Any, ...]) -> Any:
-    """Run command `name`: return the edit (apply false) or apply it and return {"applied"}."""
+    """Run command `name`: return the edit (apply false) or apply it and return {"applied"}.
+
+    The edit is checked against the open version and sent with no await in between, so no
+    change can slip in after the check."""
     target = parse_target(ls, name, args)
-    if ls.engine is None:
-        ls.show_once("infill-lsp: the model is still loading; try again in a moment")
-        return None if not target.apply else {"applied": False}
+    if ls.engine is None and target.apply and ls.status.state != ERROR:
+        ls.show("infill-lsp: the model is still loading; try again in a moment")
+        return {"applied": False}
     edit = await compute_edit(ls, name, target, ls.protocol.command_token.get())
     if not target.apply:
         return edit

@@ -2,7 +2,8 @@
 
 One flow for both: find the document, wait out the debounce, ask `regions` for line or block,
 run the engine's infill job step by step (giving up as soon as a newer request for the document
-arrives), then shape each candidate with `postprocess`. Expected misses (model not ready,
+arrives or the document changes: a completion for text that is gone is dropped, never sent),
+then shape each candidate with `postprocess`. Expected misses (model not ready,
 unknown document, language turned off, binary text) are empty results, never errors.
 """
 
@@ -44,10 +45,11 @@ async def complete(
     generation = ls.generations.get(key, 0) + 1
     ls.generations[key] = generation
 
-    def superseded() -> bool:
-        return ls.generations.get(key) != generation
+    document = ls.documents.get(uri)  # the snapshot: positions below are computed on it
 
-    document = ls.documents.get(uri)
+    def superseded() -> bool:
+        return ls.generations.get(key) != generation or ls.documents.get(uri) is not document
+
     if ls.engine is None or document is None or not ls.settings.enabled_for(document.language_id):
         return []
     if not invoked and ls.settings.debounce_ms > 0:
@@ -79,6 +81,8 @@ async def complete(
         return []
     except InputError as error:
         log.info("completion skipped: %s", error)
+        return []
+    if superseded():  # changed during the last step
         return []
     start = document.position_at(cursor, encoding)  # a column past the line end is clamped
     shaped: list[Candidate] = []

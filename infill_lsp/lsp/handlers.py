@@ -10,9 +10,14 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcContentModified,
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+)
 
-from infill_lsp.errors import InputError
+from infill_lsp.errors import ContentModified, InfillError, InputError, ModelUnavailable
 from infill_lsp.lsp import actions, completion, hints
 from infill_lsp.lsp.server import InfillServer
 from infill_lsp.lsp.wire import COMMANDS, STATUS
@@ -50,6 +55,7 @@ def register(server: InfillServer) -> None:
             ls.apply_settings(params.settings, "workspace/didChangeConfiguration")
         else:
             await ls.pull_settings()
+        hints.settings_changed(ls)
 
     @server.feature(STATUS)
     def status(ls: InfillServer, params: Any = None) -> dict[str, str]:
@@ -72,7 +78,7 @@ def register(server: InfillServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: InfillServer, params: types.DidCloseTextDocumentParams) -> None:
-        """Forget a closed document."""
+        """Forget a closed document: its hints go, its commands stop at their next step."""
         ls.documents.close(params.text_document.uri)
         hints.forget(ls, params.text_document.uri)
 
@@ -107,8 +113,8 @@ def register(server: InfillServer) -> None:
         """Compute the edit of a chosen action."""
         try:
             return await actions.resolve_code_action(ls, action)
-        except InputError as error:
-            raise JsonRpcInvalidParams(str(error)) from error
+        except InfillError as error:
+            raise rpc_error(error, str(error)) from error
 
     for name in COMMANDS:
         _register_command(server, name)
@@ -120,6 +126,19 @@ def _register_command(server: InfillServer, name: str) -> None:
         """Run one of the infill commands on its single object argument."""
         try:
             return await actions.execute(ls, name, args)
-        except InputError as error:
+        except InfillError as error:
             log.info("%s refused: %s", name, error)
-            raise JsonRpcInvalidParams(f"{name}: {error}") from error
+            raise rpc_error(error, f"{name}: {error}") from error
+
+
+def rpc_error(error: InfillError, message: str) -> JsonRpcException:
+    """The JSON-RPC error a client gets for one of ours: bad input -32602, a document that
+    changed under the request -32801 (ContentModified), no model to run -32803 (RequestFailed),
+    anything else -32603."""
+    if isinstance(error, InputError):
+        return JsonRpcInvalidParams(message)
+    if isinstance(error, ContentModified):
+        return JsonRpcContentModified(message)
+    if isinstance(error, ModelUnavailable):
+        return JsonRpcException(message, code=int(types.LSPErrorCodes.RequestFailed))
+    return JsonRpcInternalError(message)

@@ -3,7 +3,9 @@ published as Hint diagnostics when the user turns `hints` on (off by default).
 
 Scoring waits until typing pauses and runs on the model worker like every other model call;
 a newer edit cancels a pending one. Only the lines around the latest edit (or the top of a
-freshly opened file) are scored, so the cost stays a few forward passes.
+freshly opened file) are scored, so the cost stays a few forward passes. Hints are computed on
+one version of the document and published with that version, only while it is still the
+current one; they are cleared when the document closes or hints are turned off.
 """
 
 from __future__ import annotations
@@ -39,11 +41,30 @@ def forget(ls: InfillServer, uri: str) -> None:
     pending = ls.hint_tasks.pop(uri, None)
     if pending is not None:
         pending.cancel()
+    _clear(ls, uri)
+
+
+def settings_changed(ls: InfillServer) -> None:
+    """Hints turned off: stop pending work and take every published hint off the screen."""
+    if ls.settings.hints:
+        return
+    for uri in list(ls.hint_tasks):
+        forget(ls, uri)
+    for uri in list(ls.hinted):
+        _clear(ls, uri)
+
+
+def _clear(ls: InfillServer, uri: str) -> None:
+    if uri in ls.hinted:
+        ls.hinted.discard(uri)
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )
 
 
 async def _publish(ls: InfillServer, uri: str, line: int) -> None:
     await asyncio.sleep(DELAY)
-    document, engine = ls.documents.get(uri), ls.engine
+    document, engine = ls.documents.get(uri), ls.engine  # the version the hints are for
     if document is None or engine is None or not ls.settings.enabled_for(document.language_id):
         return
     index = document.index
@@ -61,8 +82,8 @@ async def _publish(ls: InfillServer, uri: str, line: int) -> None:
     except Exception as error:  # hints are a nicety: never an error for the user
         log.info("hints skipped: %s", error)
         return
-    if ls.documents.get(uri) is not document or document.text is not text:
-        return  # edited meanwhile: a newer task will publish
+    if ls.documents.get(uri) is not document or not ls.settings.hints:
+        return  # edited meanwhile (a newer task will publish), closed, or hints turned off
     encoding = ls.encoding
     diagnostics = [
         types.Diagnostic(
@@ -74,6 +95,7 @@ async def _publish(ls: InfillServer, uri: str, line: int) -> None:
         for score in scores
         if score.logprob < unlikely and text[start + score.start : start + score.end].strip()
     ]
+    ls.hinted.add(uri)
     ls.text_document_publish_diagnostics(
         types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=document.version)
     )

@@ -53,6 +53,7 @@ class InfillServer(LanguageServer):
         self.model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infill-model")
         self.generations: dict[str, int] = {}  # uri -> number of the latest completion request
         self.hint_tasks: dict[str, asyncio.Task[None]] = {}
+        self.hinted: set[str] = set()  # URIs with hint diagnostics on screen
         self._shown: set[str] = set()
         self._load_number = 0
         self._loaded_key: tuple[str | None, str] | None = None
@@ -98,6 +99,12 @@ class InfillServer(LanguageServer):
             return
         if result and isinstance(result[0], dict):
             self.apply_settings(result[0], "workspace/configuration")
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """Show `message` to the user and log it: the outcome of something the user asked for,
+        said again each time it happens."""
+        log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def show_once(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         """Show `message` to the user the first time only; always log it."""
@@ -184,7 +191,7 @@ class InfillServer(LanguageServer):
         else:
             note = f"could not load {shown}: {message}"
             self.set_status(ERROR, shown, note)
-        self.show_once(f"infill-lsp: {note}", types.MessageType.Error)
+        self.show(f"infill-lsp: {note}", types.MessageType.Error)  # each load is asked for
 
     async def _create_progress(self, token: str) -> str | None:
         """Create a server-initiated progress token if the client supports it."""

@@ -181,6 +181,45 @@ class InfillProtocol(LanguageServerProtocol):
             self._send_response(msg_id, error=types.ResponseError(code=code, message=reason))
         return _Answered()
 
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """pygls' dispatch, minus its leak: it files a future for every notification and every
+        handler a built-in one hands on to (executeCommand, didChangeConfiguration...) and
+        forgets only those of requests. Each is dropped here once done."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done: self._forget(msg_id, done))
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """Stop every request still running, then refuse all but `exit`.
+
+        pygls cancels while iterating `_request_futures`, which a cancelled request's callback
+        changes (-32603 "dictionary changed size during iteration"), and then never sets the
+        shut-down flag: the server answered requests after `shutdown` and exited with code 1.
+        """
+        if (handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield handler, args, None
+        current = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current and not future.done():
+                future.cancel()  # a request's own answer is -32800
+        for task in list(self.running.values()):
+            task.cancel()
+        self.running.clear()
+        self._shutdown = True
+
     def _handle_cancel_notification(self, msg_id: Any) -> None:
         """Cancel the request's future (pygls) and the denoise running for it (ours)."""
         super()._handle_cancel_notification(msg_id)
