@@ -33,6 +33,7 @@ from tests.editing_client import (
     line_offset,
     only_region_changed,
     position_of,
+    range_of,
     slow_settings,
 )
 
@@ -254,6 +255,26 @@ def test_close_during_a_command_sends_nothing(editor: Editor, name: str) -> None
     assert time.monotonic() - started < 5, "closing the document did not stop the command"
     assert len(editor.server_requests_for("workspace/applyEdit")) == before
     assert error_code(response) == CONTENT_MODIFIED, response
+
+
+def test_code_action_resolved_while_typing(editor: Editor) -> None:
+    """codeAction/resolve computes the same edit as the command: the same rule applies."""
+    uri = fresh_uri("resolve")
+    editor.open(uri, BASE)
+    span = {"uri": uri, "range": range_of(BASE, line_offset(BASE, FIRST), line_offset(BASE, LAST))}
+    action = {"title": "Rewrite selection", "data": {"command": REWRITE, "arguments": span}}
+    msg_id = editor.request_async("codeAction/resolve", action)
+    editor.type(uri, 0, ABOVE)  # the server reads it after the request started
+    seen = editor.barrier()
+    response = editor.wait(msg_id, 120)
+    assert_raced(editor, seen, msg_id, response)
+    typed = editor.text(uri)
+    if not editor.versioned:
+        assert error_code(response) == CONTENT_MODIFIED, response
+        return
+    assert editor.apply_workspace_edit(response["result"]["edit"], "answer"), response
+    start, end = line_offset(typed, FIRST + 1), line_offset(typed, LAST + 1)
+    assert only_region_changed(typed, editor.text(uri), start, end)
 
 
 @pytest.mark.parametrize("method", ["textDocument/inlineCompletion", "textDocument/completion"])
