@@ -124,7 +124,8 @@ class Engine(Decoder):
         options: DecodeOptions | None = None,
     ) -> Job[list[Infill]]:
         """Write the region anew: a canvas up to about a quarter longer than the region and, with
-        length search, at least three quarters of its length (the region is the length prior)."""
+        length search, at least three quarters of its length, the region's own length the prior
+        the length ranking starts from (`sampler.length_scores`)."""
         options = options or self.options
         count = len(self._encode(region))
         context = self._context(options)
@@ -135,7 +136,13 @@ class Engine(Decoder):
             )
         size = max(count, min(math.ceil(count * 1.25) + 4, context * 3 // 4))
         results = yield from self._generate(
-            prefix, suffix, size, options, candidates=candidates, shortest=count * 3 // 4
+            prefix,
+            suffix,
+            size,
+            options,
+            candidates=candidates,
+            shortest=count * 3 // 4,
+            expected=count,
         )
         return results
 
@@ -182,21 +189,30 @@ class Engine(Decoder):
         ]
 
     def fill_holes_job(
-        self, text: str, marker: str = "<mask>", *, options: DecodeOptions | None = None
+        self,
+        text: str,
+        marker: str = "<mask>",
+        *,
+        within: tuple[int, int] | None = None,
+        options: DecodeOptions | None = None,
     ) -> Job[list[Hole]]:
-        """Fill every `marker` in text: all in one window when they fit, else one at a time."""
+        """Fill every `marker` in text, or only those inside text[within[0]:within[1]] (the
+        others stay as they are, text like any other): all in one window when they fit, else one
+        at a time. Each hole is its own span, even where markers touch."""
         options = options or self.options
         if not marker:
             raise InputError("the hole marker must not be empty")
-        pieces = text.split(marker)  # holes + 1 pieces
+        low, high = (0, len(text)) if within is None else within
+        pieces = text[low:high].split(marker)  # holes + 1 pieces
         holes = len(pieces) - 1
         if holes == 0:
             return []
-        starts, at = [], 0
+        starts, at = [], low
         for piece in pieces[:-1]:
             at += len(piece)
             starts.append(at)
             at += len(marker)
+        pieces[0], pieces[-1] = text[:low] + pieces[0], pieces[-1] + text[high:]
         fills = yield from self._fill_together(pieces, options)
         if fills is None:
             fills = []
@@ -229,6 +245,7 @@ class Engine(Decoder):
         step_base: int = 0,
         rounds: int = 1,
         shortest: int = 1,
+        expected: int | None = None,
     ) -> Job[list[Infill]]:
         """Decode a span of at most `size` (and, searching, at least `shortest`) tokens.
 
@@ -265,6 +282,7 @@ class Engine(Decoder):
                 decoded=options.lengths_decoded,
                 temperature=options.temperature,
                 extra_temperature=extra,
+                expected=expected,
             )
             ids, first_logits = chosen.ids, chosen.first_logits  # (B, T), (B, S, V)
             temperatures, scores = chosen.temperatures, chosen.scores
@@ -329,11 +347,12 @@ class Engine(Decoder):
         ids = torch.tensor([window.ids], device=device)  # (1, T)
         columns = torch.arange(window.span_start, window.span_end, device=device)
         positions = columns[ids[0, columns] == mask]  # (S,) the holes' canvases, in order
+        size = options.max_span_tokens
+        runs = torch.arange(positions.numel(), device=device) // size  # (S,) hole of each
         result = yield from self._denoise(
-            ids, positions, sampling, options, temperatures=[options.temperature]
+            ids, positions, sampling, options, temperatures=[options.temperature], runs=runs
         )
         tokens = result.ids[0, positions].tolist()
-        size = options.max_span_tokens
         fills = []
         for hole in range(len(pieces) - 1):
             chunk = tokens[hole * size : (hole + 1) * size]

@@ -50,6 +50,7 @@ def choose_lengths(
     decoded: int,
     temperature: float,
     extra_temperature: float,
+    expected: int | None = None,
 ) -> LengthChoice:
     """Rank every span length in one batched pass and pick the rows to decode.
 
@@ -61,6 +62,7 @@ def choose_lengths(
         rows: candidates asked for; more rows than lengths repeat the best with noise.
         decoded: searching, the best-ranked lengths decoded in full (at least `rows`).
         temperature, extra_temperature: for the best-ranked lengths, and for repeats.
+        expected: the length a rewrite starts from (its region's), a prior; None for none.
     """
     lengths = length_hypotheses(positions.numel(), shortest)
     hypotheses = ids.repeat(len(lengths), 1)  # (H, T)
@@ -68,7 +70,8 @@ def choose_lengths(
         hypotheses[row, positions[length:]] = filler_id
     logits = logits_fn(hypotheses, positions)  # (H, S, V)
     masked = hypotheses[:, positions] == mask_id  # (H, S)
-    ranked = length_scores(logits, masked, [*banned_ids, filler_id])  # (H,)
+    banned = [*banned_ids, filler_id]
+    ranked = length_scores(logits, masked, banned, mask_id=mask_id, expected=expected)  # (H,)
     order = ranked.argsort(descending=True).tolist()
     count = max(rows, min(decoded, len(order)))
     best = [order[i] if i < len(order) else order[0] for i in range(count)]

@@ -215,6 +215,18 @@ def completion_scope(text: str, offset: int, language: str | None) -> str:
     return "line"
 
 
+def selects_whole_lines(text: str, start: int, end: int) -> bool:
+    """Tell whether text[start:end] is made of whole lines (what a line-wise selection sends):
+    nothing but indentation before it on its first line, nothing but blanks after it on its last.
+    An empty selection is not."""
+    start, end = sorted((min(max(start, 0), len(text)), min(max(end, 0), len(text))))
+    if start == end:
+        return False
+    before = text[text.rfind("\n", 0, start) + 1 : start]
+    after = text[end : _line_end(text, end)] if text[end - 1] != "\n" else ""
+    return not before.strip() and not after.strip()
+
+
 def snap_to_nodes(text: str, start: int, end: int, language: str | None) -> tuple[int, int]:
     """Widen a selection to what the user meant: whole lines and nodes; never shrink it.
 

@@ -23,6 +23,11 @@ from infill_lsp.schedule import commits_this_step
 LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 SCHEDULES = ("threshold", "linear", "cosine")
+# Length ranking: a row's mean best log-probability falls by about 0.53 nats per unit of
+# ln(length) (fitted on 100 held-out lines of the default model), which would favour the
+# shortest row; the bias term cancels it. The prior weighs a rewrite's own length.
+LENGTH_BIAS = 0.5
+LENGTH_PRIOR = 1.0
 CONFIDENCES = ("maxprob", "margin", "entropy")
 
 
@@ -410,29 +415,46 @@ def denoise(
 
 
 def length_scores(
-    logits: torch.Tensor, masked: torch.Tensor, banned_ids: Sequence[int] = ()
+    logits: torch.Tensor,
+    masked: torch.Tensor,
+    banned_ids: Sequence[int] = (),
+    *,
+    mask_id: int,
+    expected: int | None = None,
 ) -> torch.Tensor:
     """Score length hypotheses from one batched forward pass over them.
 
     Row r holds one hypothesis: its first span positions are masked (the text to write) and the
     rest of the span is already committed to "nothing here" (fillers), so the model sees where
-    that span would end. The score is the sum over the row's masked positions of the best
-    allowed log-probability: a length at which the model could write every token with
-    confidence scores high, one that forces it to pad or cut a thought scores low. Measured on
-    held-out lines, the top row's decode matched every exact answer that any length gave. The
-    same logits serve as the chosen rows' first denoising step (`denoise(first_logits=...)`).
+    that span would end. Each masked position contributes the log-probability of its best
+    allowed token, normalised over the whole vocabulary before the banned ids go, so the mass
+    the model puts on a filler or a line break (a canvas too long) counts against the row.
+    Compared as a sum these terms always favour the shortest row (each is about -2 nats); the
+    score is their mean plus LENGTH_BIAS * ln(length), which cancels how the mean falls with
+    length (fitted on held-out lines, see BENCHMARKS.md). `expected` (a rewrite's own length)
+    is a prior: each unit of |ln(length / expected)| costs LENGTH_PRIOR. The same logits serve
+    as the chosen rows' first denoising step (`denoise(first_logits=...)`).
 
     Args:
         logits: (B, S, V) at the span positions of each hypothesis row.
         masked: (B, S) bool, the row's masked positions.
-        banned_ids: ids never produced (the mask and the filler among them).
+        banned_ids: ids never produced (the filler among them).
+        mask_id: the mask id, which no model predicts: left out of the normalisation.
+        expected: the length the caller expects, or None for no prior.
     Returns: (B,) scores, higher is likelier.
     """
     # float32: (lengths x canvas x vocabulary) in float64 would be hundreds of MB on a 64 canvas.
     logits = logits.float().clone()  # (B, S, V)
-    logits[..., sorted(set(banned_ids))] = -math.inf
-    best = torch.log_softmax(logits, dim=-1).amax(dim=-1)  # (B, S)
-    return torch.where(masked, best, 0.0).sum(dim=1).double()  # (B,)
+    logits[..., mask_id] = -math.inf
+    logp = torch.log_softmax(logits, dim=-1)  # (B, S, V) over every id the model may predict
+    logp[..., sorted(set(banned_ids))] = -math.inf
+    best = logp.amax(dim=-1)  # (B, S)
+    lengths = masked.sum(dim=1).clamp_min(1).double()  # (B,)
+    mean = torch.where(masked, best, 0.0).sum(dim=1).double() / lengths  # (B,)
+    score = mean + LENGTH_BIAS * torch.log(lengths)
+    if expected is not None:
+        score -= LENGTH_PRIOR * torch.log(lengths / max(expected, 1)).abs()
+    return score  # (B,)
 
 
 def probe_logprobs(

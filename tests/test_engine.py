@@ -256,8 +256,9 @@ def test_length_search_ranks_every_length_then_decodes_the_best(
     chosen = len(result.confidences)  # the decode kept its row's length
     positions = torch.nonzero(ranking[-1] == model.ids.mask).flatten()  # the full canvas
     banned = [*engine._banned(False), model.ids.filler]
+    mask = model.ids.mask
     scores = length_scores(
-        model.logits(ranking, positions), ranking[:, positions] == model.ids.mask, banned
+        model.logits(ranking, positions), ranking[:, positions] == mask, banned, mask_id=mask
     )
     assert chosen == columns[int(scores.argmax())]  # the best-ranked length, not just any
     spy.windows.pop()  # the check's own pass
@@ -278,7 +279,7 @@ def test_length_search_decodes_the_best_lengths_and_keeps_the_likeliest_canvas(
     banned = [*engine._banned(False), filler]
     with torch.no_grad():
         scores = length_scores(
-            model.logits(ranking, positions), ranking[:, positions] == mask, banned
+            model.logits(ranking, positions), ranking[:, positions] == mask, banned, mask_id=mask
         )
     best = (ranking == mask).sum(dim=1)[scores.argsort(descending=True)[:3]].tolist()
     assert spy.windows[1].shape[0] == 3  # the three best-ranked lengths, decoded together

@@ -8,7 +8,9 @@ import math
 import pytest
 import torch
 
+from infill_lsp.lengths import choose_lengths
 from infill_lsp.sampler import (
+    LENGTH_BIAS,
     Denoised,
     Sampling,
     StepState,
@@ -330,27 +332,55 @@ def test_bad_arguments_raise_value_error(bad: dict) -> None:  # type: ignore[typ
         run_all(denoise(model, canvas(1, 6, [1, 2]), mask_id=MASK, filler_id=None, **kwargs))
 
 
-def test_length_scores_sum_each_row_over_its_own_masks() -> None:
-    # Row r is the hypothesis "r + 1 tokens, then fillers". The fake model is sure of every
-    # masked token only when exactly three are masked: the true length is 3.
-    span = 6
-    masked = torch.arange(span)[None, :] <= torch.arange(span)[:, None]  # (H, S) row r: r + 1
-    sure, unsure = peaked(TEXT[0], 0.99), peaked(TEXT[0], 0.3)
-    logits = torch.stack([(sure if r == 2 else unsure).expand(span, -1) for r in range(span)])
-    scores = length_scores(logits, masked, banned_ids=[MASK, FILLER])
+def hypotheses(span: int) -> torch.Tensor:
+    """(H, S) bool: row r masks the first r + 1 positions (the hypothesis "r + 1 tokens")."""
+    return torch.arange(span)[None, :] <= torch.arange(span)[:, None]
+
+
+def test_length_scores_do_not_always_prefer_the_shortest_length() -> None:
+    # Every position of every row is about as sure as a real model's (-1.8 nats a token), and
+    # the true length, 6, a little surer: a sum falls with length and picks one token; the
+    # length-corrected mean picks 6 (issue 25: 109 of 119 lines got one token).
+    span = 10
+    typical, sure = peaked(TEXT[0], math.exp(-1.8)), peaked(TEXT[0], math.exp(-1.0))
+    logits = torch.stack([(sure if r == 5 else typical).expand(span, -1) for r in range(span)])
+    scores = length_scores(logits, hypotheses(span), banned_ids=[FILLER], mask_id=MASK)
     assert scores.shape == (span,)
-    assert int(scores.argmax()) == 2  # length 3
-    # A row's score is the sum of its masked positions' best log-probs, nothing else.
-    assert scores[0] == pytest.approx(math.log(0.3), rel=1e-4)
-    assert scores[2] == pytest.approx(3 * math.log(0.99), rel=1e-4)
+    assert int(scores.argmax()) + 1 == 6
+
+
+def test_length_scores_count_filler_mass_against_a_row() -> None:
+    # Two rows of three masks whose text tokens have the same odds among themselves; in the
+    # second the model puts 80 % on the filler (the canvas is too long). Renormalised after
+    # banning the filler, they would tie; normalised first, the second loses. A huge mask logit
+    # changes nothing: no model predicts the mask.
+    text_only = peaked(TEXT[0], 0.6)
+    too_long = text_only.clone()
+    too_long[FILLER] = math.log(4.0)  # 0.8 of the mass once normalised
+    logits = torch.stack([text_only.expand(3, -1), too_long.expand(3, -1)])  # (2, 3, V)
+    logits[..., MASK] = 50.0
+    masked = torch.ones(2, 3, dtype=torch.bool)
+    scores = length_scores(logits, masked, banned_ids=[FILLER], mask_id=MASK)
+    assert float(scores[0] - scores[1]) == pytest.approx(math.log(5.0), abs=1e-4)
+
+
+def test_length_scores_with_a_prior_pick_the_expected_length_when_nothing_else_differs() -> None:
+    span = 12
+    logits = peaked(TEXT[0], math.exp(-1.8)).expand(span, span, -1)  # every row alike
+    for expected in (4, 9):
+        scores = length_scores(
+            logits, hypotheses(span), banned_ids=[FILLER], mask_id=MASK, expected=expected
+        )
+        assert int(scores.argmax()) + 1 == expected
 
 
 def test_length_scores_never_count_a_banned_token() -> None:
     logits = torch.stack([peaked(FILLER, 0.9)] * 4)[None]  # the filler is the favourite
     masked = torch.tensor([[True, True, False, False]])
-    score = length_scores(logits, masked, banned_ids=[MASK, FILLER])
-    # Renormalised without the filler: the five text tokens share what is left equally.
-    assert float(score[0]) == pytest.approx(2 * math.log(0.2), abs=1e-6)
+    score = length_scores(logits, masked, banned_ids=[FILLER], mask_id=MASK)
+    # The best allowed token is a text token at 0.1 / 5 of the whole mass.
+    expected = math.log(0.02) + LENGTH_BIAS * math.log(2)
+    assert float(score[0]) == pytest.approx(expected, abs=1e-5)
 
 
 def test_first_logits_stand_in_for_the_first_forward_pass() -> None:
@@ -521,3 +551,18 @@ def test_a_span_finished_early_is_still_revised() -> None:
         )
     )  # fmt: skip
     assert model.calls == result.steps > 2
+
+
+def test_a_rewrite_keeps_its_regions_length_when_the_model_has_no_preference() -> None:
+    # Issue 25: every rewrite came back at exactly 3/4 of its region (the shortest length the
+    # search allowed). A model alike at every length and position now leaves the length as is.
+    model = FixedModel(torch.stack([peaked(TEXT[0], math.exp(-1.8))] * 40))
+    region = 20
+    positions = torch.arange(4, 4 + 29)  # a canvas a quarter longer than the region, and more
+    ids = canvas(1, 40, positions.tolist())
+    choice = choose_lengths(
+        model, ids, positions, mask_id=MASK, filler_id=FILLER, banned_ids=[PAD],
+        shortest=region * 3 // 4, rows=1, decoded=1, temperature=0.0, extra_temperature=0.8,
+        expected=region,
+    )  # fmt: skip
+    assert int((choice.ids[0] == MASK).sum()) == region

@@ -1,9 +1,12 @@
 """Rewrite, revise and fill holes over a range: the commands and the code actions that resolve to
 the same WorkspaceEdit.
 
-A command takes one object `{"uri", "range", "apply"}`. The selection is snapped to whole syntax
-nodes, the engine job runs step by step (with `$/progress` when the client gave a token), and a
-candidate that adds a parse error is passed over for the next best. Edits touch only the range.
+A command takes one object `{"uri", "range", "apply"}`. Rewrite and revise change exactly the
+selection, unless `snapSelection` widens it to whole syntax nodes (by default only a selection of
+whole lines), which the user is told; fill holes fills the markers inside the range (every
+marker in the file without one). The engine job runs step by step (with `$/progress` when the
+client gave a token), and a candidate that adds a parse error is passed over for the next best.
+Edits touch only the range; when nothing changes, the user is told why.
 Bad input raises InputError, which the handler turns into a clear JSON-RPC error.
 
 Everything is computed on the document as it was when the command started (its `Document` value
@@ -199,9 +202,7 @@ async def compute_edit(
         if start == end:
             start, end = 0, len(text)
     if name != FILL_HOLES:
-        window, shift = syntax_window(text, start, end)
-        low, high = regions.snap_to_nodes(window, start - shift, end - shift, language)
-        start, end = low + shift, high + shift
+        start, end = _snapped(ls, text, start, end, language)
         options = ls.decode_options()
         if end - start > options.context_tokens * CHARS_PER_TOKEN:
             raise InputError(
@@ -230,6 +231,27 @@ async def compute_edit(
     finally:
         reporter.end("done")
     return _workspace_edit(ls, name, Planned(document, encoding, (start, end), edits))
+
+
+def _snapped(
+    ls: InfillServer, text: str, start: int, end: int, language: str | None
+) -> tuple[int, int]:
+    """The span a rewrite or revise works on: the selection, or (as `snapSelection` asks) the
+    selection widened to whole syntax nodes, which the user is told."""
+    mode = ls.settings.snap_selection
+    if mode == "never" or (mode == "lines" and not regions.selects_whole_lines(text, start, end)):
+        return start, end
+    window, shift = syntax_window(text, start, end)
+    low, high = regions.snap_to_nodes(window, start - shift, end - shift, language)
+    low, high = low + shift, high + shift
+    if text[low:start].strip() or text[end:high].strip():
+        first, last = text.count("\n", 0, low) + 1, text.count("\n", 0, max(low, high - 1)) + 1
+        where = f"line {first}" if first == last else f"lines {first}-{last}"
+        ls.show(
+            f"infill-lsp: the selection was widened to whole syntax nodes ({where}); "
+            'infill.snapSelection "never" keeps a selection as made'
+        )
+    return low, high
 
 
 def _engine(ls: InfillServer) -> Engine:
@@ -263,7 +285,10 @@ async def _run(
         if marker not in region:
             ls.show(f"infill-lsp: no {marker} marker to fill", types.MessageType.Info)
             return []
-        holes_job = engine.fill_holes_job(text, marker, options=options)
+        if (start, end) == (0, len(text)):
+            count = text.count(marker)
+            ls.show(f"infill-lsp: filling all {count} {marker} markers in the file")
+        holes_job = engine.fill_holes_job(text, marker, within=(start, end), options=options)
         holes = await ls.run_job(holes_job, on_step, stop)
         inside = [h for h in holes if start <= h.start and h.end <= end]
         filled = region
@@ -281,10 +306,16 @@ async def _run(
     else:
         job_one = engine.revise_job(prefix, region, suffix, options=options)
         revised = await ls.run_job(job_one, on_step, stop)
+        if revised.steps == 0:
+            ls.show("infill-lsp: no token of the selection is unlikely enough to revise")
+            return []
         texts = [revised.text]
     chosen = _first_that_parses(window, low, high, texts, language)
     if chosen is None:
         ls.show("infill-lsp: every candidate broke the syntax; nothing changed")
+        return []
+    if chosen == region:
+        ls.show(f"infill-lsp: {DOING[name]} gave back the selection as it was; nothing changed")
         return []
     return _replacement(text, start, end, chosen)
 
@@ -334,25 +365,28 @@ def code_actions(ls: InfillServer, params: types.CodeActionParams) -> list[types
         start, end = document.span_of(params.range, ls.encoding)
     except InputError:
         return []
-    names = [REWRITE, REVISE] if end > start else []
+    selection = {"uri": document.uri, "range": ls.protocol.to_json(params.range)}
+    offers = [(REWRITE, TITLES[REWRITE], selection), (REVISE, TITLES[REVISE], selection)]
+    offers = offers if end > start else []
     marker = ls.settings.hole_marker
-    if marker in document.text:
-        names.append(FILL_HOLES)
+    if marker in document.text[start:end]:  # the selection's own markers only
+        offers.append((FILL_HOLES, TITLES[FILL_HOLES], selection))
+    count = document.text.count(marker)
+    if count:  # every marker in the file is its own action, saying how many
+        markers = f"{count} {marker} marker" + ("s" if count > 1 else "")
+        everywhere = f"Fill holes in the whole file ({markers})"
+        offers.append((FILL_HOLES, everywhere, {"uri": document.uri}))
     only = params.context.only
     if only:
-        names = [n for n in names if any(KINDS[n].value.startswith(kind) for kind in only)]
-    selection = {"uri": document.uri, "range": ls.protocol.to_json(params.range)}
+        offers = [o for o in offers if any(KINDS[o[0]].value.startswith(k) for k in only)]
     actions = []
-    for name in names:
-        arguments = selection
-        if name == FILL_HOLES and marker not in document.text[start:end]:
-            arguments = {"uri": document.uri}  # the markers are elsewhere: fill them all
-        action = types.CodeAction(title=TITLES[name], kind=KINDS[name])
+    for name, title, arguments in offers:
+        action = types.CodeAction(title=title, kind=KINDS[name])
         if _resolves_edits(ls):
             action.data = {"command": name, "arguments": arguments}
         else:
             action.command = types.Command(
-                title=TITLES[name], command=name, arguments=[{**arguments, "apply": True}]
+                title=title, command=name, arguments=[{**arguments, "apply": True}]
             )
         actions.append(action)
     return actions
