@@ -10,7 +10,7 @@ sampler's settings. It knows the tokenizer and the model's special ids; nothing 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -67,9 +67,10 @@ class Progress:
 class Decoder:
     """Token-level work on one loaded model, shared by the engine's calls."""
 
-    def __init__(self, model: InfillModel, options: DecodeOptions = DECODE_DEFAULTS) -> None:
+    def __init__(self, model: InfillModel, options: DecodeOptions | None = None) -> None:
         self.model = model
-        self.options = options
+        # unless told otherwise, decode as the model's family decodes best
+        self.options = options or replace(DECODE_DEFAULTS, **model.decode_defaults)
         # User text may contain "<s>" or "<mask>" (HTML, docs): encode it as text, never as a
         # special token, so regions detokenize to exactly what they were.
         self.model.tokenizer.encode_special_tokens = True
@@ -103,8 +104,7 @@ class Decoder:
 
     def _banned(self, single_line: bool) -> list[int]:
         """Ids never generated: special tokens, ids past the tokenizer, maybe line breaks."""
-        ids = self.model.ids
-        banned = [ids.bos, ids.eos, ids.pad, ids.unk, ids.mask]
+        banned = self.model.ids.non_text()
         banned += range(self._text_vocab, self.model.vocab_size)
         if single_line:
             banned += self._line_break_ids()
@@ -145,13 +145,11 @@ class Decoder:
         step_base: int = 0,
         rounds: int = 1,
         first_logits: torch.Tensor | None = None,
-        runs: torch.Tensor | None = None,
     ) -> Generator[Progress, None, Denoised]:
         """Run the sampler on (B, T) ids, turning each of its steps into Progress.
 
         filler=False forbids fillers in the masked positions; `first_logits` (from the length
-        ranking) stand in for the first step's forward pass; `runs` (S,) says which hole each
-        position belongs to when holes touch (see `sampler.denoise`).
+        ranking) stand in for the first step's forward pass.
         """
         generator = torch.Generator(device=ids.device)
         if options.seed is None:
@@ -169,7 +167,6 @@ class Decoder:
             temperatures=torch.tensor(temperatures, device=ids.device),
             generator=generator,
             first_logits=first_logits,
-            runs=runs,
         )
         total = sampling.steps * rounds
 

@@ -51,11 +51,15 @@ def use_threads(count: int | None) -> None:
 
 
 def load_model(
-    directory: str | Path | None = None, device: str = "cpu", family: str = families.AUTO
+    directory: str | Path | None = None,
+    device: str = "cpu",
+    family: str = families.AUTO,
+    dtype: str = "auto",
 ) -> InfillModel:
     """Load a model directory (the embedded default when None); raise ModelError if unusable.
 
-    `family` forces a model family instead of detecting it from the directory's files.
+    `family` forces a model family instead of detecting it from the directory's files; `device`
+    and `dtype` may be "auto" (CUDA and bfloat16 where there is a GPU, else CPU and float32).
     """
     path = Path(directory).expanduser() if directory else DEFAULT_MODEL_DIR
-    return families.load(path, device, family)
+    return families.load(path, device, family, dtype)

@@ -29,10 +29,9 @@ SCHEDULES = ("threshold", "linear", "cosine")
 # batched pass and decodes the best; "fillers" decodes an oversized canvas and lets filler tokens
 # take up the slack (one row, but the model must place the span's end itself).
 LENGTH_RULES = ("search", "fillers")
-DEVICES = ("cpu", "cuda", "mps")
-# When rewrite and revise widen a selection to whole syntax nodes (and say so): only a selection
-# of whole lines (a line-wise one), always, or never. A character-wise selection is kept as made.
-SNAP_SELECTIONS = ("lines", "always", "never")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MODEL_FAMILIES = ("auto", "ours", "masked-lm", "dream", "llada")  # models.families, torch-free
+DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def _setting(default: Any, key: str, kind: str, description: str, **details: Any
 
 def _device(value: Any) -> str:
     if not isinstance(value, str) or value.split(":")[0] not in DEVICES:
-        raise ValueError("'cpu', 'cuda', 'cuda:N' or 'mps'")
+        raise ValueError("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     return value
 
 
@@ -143,9 +142,22 @@ class Settings:
         None, "modelPath", "string", "Model directory. Empty or null: the embedded default model.",
         check=_path,
     )  # fmt: skip
+    model_family: str = _setting(
+        "auto", "modelFamily", "string",
+        "How to read modelPath: auto (from its config.json), ours, masked-lm (RoBERTa, BERT, "
+        "ModernBERT...), dream (Dream, DiffuCoder...) or llada.",
+        choices=MODEL_FAMILIES,
+    )  # fmt: skip
     device: str = _setting(
-        "cpu", "device", "string", "Torch device for the model: cpu, cuda, cuda:N or mps.",
+        "cpu", "device", "string",
+        "Torch device for the model: auto (CUDA when there is one), cpu, cuda, cuda:N or mps.",
         check=_device,
+    )  # fmt: skip
+    dtype: str = _setting(
+        "auto", "dtype", "string",
+        "Weights' precision: auto (bfloat16 on a GPU that has it, else float32), float32 or "
+        "bfloat16.",
+        choices=DTYPES,
     )  # fmt: skip
     threads: int = _setting(
         0, "threads", "integer", "CPU threads for the model; 0: all cores.", minimum=0, maximum=256
@@ -193,12 +205,6 @@ class Settings:
     hole_marker: str = _setting(
         "<mask>", "holeMarker", "string", "The marker Fill Holes fills.", check=_marker
     )
-    snap_selection: str = _setting(
-        "lines", "snapSelection", "string",
-        "Widen a rewrite or revise selection to whole syntax nodes (saying so): lines (only a "
-        "selection of whole lines), always, or never.",
-        choices=SNAP_SELECTIONS,
-    )  # fmt: skip
     debounce_ms: int = _setting(
         75, "debounceMs", "integer", "Server-side debounce of inline completion in milliseconds.",
         minimum=0, maximum=10_000,

@@ -178,3 +178,16 @@ def test_the_vscode_extension_mirrors_the_wire_names():
     assert f'STATUS_METHOD = "{wire.STATUS}"' in text
     for name in (*wire.COMMANDS, wire.LOADING, wire.READY, wire.ERROR):
         assert f'"{name}"' in text, name
+
+
+def test_model_family_setting_names_every_registered_family():
+    from infill_lsp.models import families
+    from infill_lsp.options import MODEL_FAMILIES
+
+    assert MODEL_FAMILIES[0] == families.AUTO and set(MODEL_FAMILIES[1:]) == set(families.FAMILIES)
+    settings, problems = parse_settings({"modelFamily": "dream", "dtype": "bfloat16"})
+    assert (settings.model_family, settings.dtype, problems) == ("dream", "bfloat16", [])
+    settings, problems = parse_settings({"modelFamily": "gpt2", "device": "auto"})
+    assert settings.model_family == "auto" and settings.device == "auto"
+    assert problems == ["infill.modelFamily must be one of " + ", ".join(
+        repr(name) for name in MODEL_FAMILIES) + ", got 'gpt2'; using 'auto'"]  # fmt: skip

@@ -56,7 +56,7 @@ class InfillServer(LanguageServer):
         self.hinted: set[str] = set()  # URIs with hint diagnostics on screen
         self._shown: set[str] = set()
         self._load_number = 0
-        self._loaded_key: tuple[str | None, str] | None = None
+        self._loaded_key: tuple[str | None, str, str, str] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- settings and messages ----------------------------------------------------------
@@ -137,8 +137,9 @@ class InfillServer(LanguageServer):
 
     # --- the model --------------------------------------------------------------------
 
-    def _model_key(self) -> tuple[str | None, str]:
-        return self.settings.model_path, self.settings.device
+    def _model_key(self) -> tuple[str | None, str, str, str]:
+        settings = self.settings
+        return settings.model_path, settings.device, settings.model_family, settings.dtype
 
     def set_status(self, state: str, model: str, message: str) -> None:
         """Change the status and tell the client (`infill/status` notification)."""
@@ -159,7 +160,8 @@ class InfillServer(LanguageServer):
         self.spawn(self._load(self._load_number))
 
     async def _load(self, number: int) -> None:
-        path, device = self._model_key()
+        key = self._model_key()
+        path = key[0]
         shown = path or "default model"
         self.set_status(LOADING, shown, f"loading {shown}")
         token = await self._create_progress(f"infill-load-{number}")
@@ -169,7 +171,7 @@ class InfillServer(LanguageServer):
             )
         loaded = False
         try:
-            engine = await asyncio.to_thread(_build_engine, path, device)
+            engine = await asyncio.to_thread(_build_engine, *key)
         except Exception as error:  # a broken model must never take the server down
             message = str(error) if isinstance(error, InfillError) else repr(error)
             if number == self._load_number:
@@ -258,9 +260,9 @@ class InfillServer(LanguageServer):
         super().shutdown()
 
 
-def _build_engine(path: str | None, device: str) -> Engine:
+def _build_engine(path: str | None, device: str, family: str, dtype: str) -> Engine:
     """Load a model directory and wrap it in an Engine (runs on a thread)."""
     from infill_lsp.engine import Engine
     from infill_lsp.model import load_model
 
-    return Engine(load_model(path, device))
+    return Engine(load_model(path, device, family, dtype))

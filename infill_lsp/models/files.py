@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 from infill_lsp.errors import ModelError
 
 WEIGHTS_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"  # sharded weights
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -48,17 +49,36 @@ def model_directory(directory: Path) -> Path:
 
 
 def read_config(directory: Path) -> dict[str, Any]:
-    """config.json, refused when it asks for code from the download to run."""
-    config = read_json(directory / "config.json")
+    """config.json as a dict."""
+    return read_json(directory / "config.json")
+
+
+def refuse_remote_code(directory: Path, config: dict[str, Any]) -> None:
+    """ModelError when a config needs code from the download (a family that builds the network
+    from transformers' own modules ignores that code instead)."""
     if config.get("auto_map") or config.get("trust_remote_code"):
         raise ModelError(f"{directory / 'config.json'} asks for remote code, which is never run")
-    return config
 
 
-def safetensors_weights(directory: Path) -> Path:
-    """The checked safetensors weights file; ModelError for pickle-only or broken weights."""
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
+def weight_files(directory: Path) -> list[Path]:
+    """The checked safetensors files (one, or the shards an index names); ModelError for
+    pickle-only, missing or broken weights."""
+    single = directory / WEIGHTS_FILE
+    index = directory / INDEX_FILE
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        weight_map = read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ModelError(f"{index} has no weight_map")
+        names = sorted({str(name) for name in weight_map.values()})
+        files = [directory / name for name in names]
+        for path in files:
+            if path.parent != directory or not path.name.endswith(".safetensors"):
+                raise ModelError(f"{index} names {path.name!r}, not a safetensors file beside it")
+            if not path.is_file():
+                raise ModelError(f"{index} names {path.name}, which is missing")
+    else:
         pickles = sorted(p.name for p in directory.glob("*.bin")) + sorted(
             p.name for p in directory.glob("*.pt*")
         )
@@ -68,8 +88,24 @@ def safetensors_weights(directory: Path) -> Path:
                 f"they can run code when loaded and are refused: convert them to {WEIGHTS_FILE}"
             )
         raise ModelError(f"model directory {directory} has no {WEIGHTS_FILE}")
-    check_safetensors(weights)
-    return weights
+    for path in files:
+        check_safetensors(path)
+    return files
+
+
+def safetensors_weights(directory: Path) -> Path:
+    """The first checked safetensors file (see `weight_files`)."""
+    return weight_files(directory)[0]
+
+
+def tensor_shapes(files: list[Path]) -> dict[str, tuple[list[int], str]]:
+    """Every tensor's (shape, dtype) as the safetensors headers give them, read without loading."""
+    found: dict[str, tuple[list[int], str]] = {}
+    for path in files:
+        for name, entry in check_safetensors(path).items():
+            if name != "__metadata__":
+                found[name] = ([int(n) for n in entry["shape"]], str(entry["dtype"]))
+    return found
 
 
 def check_safetensors(path: Path) -> dict[str, Any]:

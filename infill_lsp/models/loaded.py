@@ -33,8 +33,9 @@ class TokenIds:
     filler: int
 
     def non_text(self) -> list[int]:
-        """Ids a sampler must never produce as text (everything but the filler)."""
-        return [self.bos, self.eos, self.pad, self.unk, self.mask]
+        """Ids a sampler must never produce as text (everything but the filler, which a family
+        without one of its own may share with another special token)."""
+        return [i for i in (self.bos, self.eos, self.pad, self.unk, self.mask) if i != self.filler]
 
 
 def head_logits(
@@ -72,6 +73,8 @@ class InfillModel:
     device: str = "cpu"
     family: str = "ours"
     forward: Forward = head_logits
+    # DecodeOptions fields this model decodes best with (e.g. how a span's length is found)
+    decode_defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -17,13 +17,17 @@ import torch
 from tokenizers import Tokenizer
 
 from infill_lsp.errors import ModelError
+from infill_lsp.models.budget import resolve_dtype
 from infill_lsp.models.files import (
     atomic_directory,
+    read_config,
     read_json,
     read_tokenizer,
-    safetensors_weights,
+    refuse_remote_code,
+    weight_files,
 )
 from infill_lsp.models.loaded import InfillModel, TokenIds
+from infill_lsp.models.masked_lm import check_vocabulary, load_network, masked_lm_config
 
 log = logging.getLogger(__name__)
 
@@ -68,55 +72,18 @@ def _token_ids(tokenizer: Tokenizer, metadata: dict[str, Any], directory: Path) 
     return TokenIds(**found)
 
 
-def load(directory: Path, device: str) -> InfillModel:
+def load(directory: Path, device: str, dtype: str) -> InfillModel:
     """Load one of our directories (or a masked-LM one with our special tokens)."""
-    weights = safetensors_weights(directory)
+    config_data = read_config(directory)
+    refuse_remote_code(directory, config_data)
+    weight_files(directory)
     tokenizer = read_tokenizer(directory)
     metadata = read_json(directory / METADATA_FILE) if claims(directory, {}) else {}
     ids = _token_ids(tokenizer, metadata, directory)
-    # transformers takes seconds to import: only after the cheap checks of the directory passed.
-    from transformers import AutoConfig, AutoModelForMaskedLM
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # its bars would only clutter the server's log
-    config_file = directory / "config.json"
-    try:
-        config = AutoConfig.from_pretrained(
-            directory, local_files_only=True, trust_remote_code=False
-        )
-    except Exception as error:
-        raise ModelError(f"{config_file} is not a usable model config: {error}") from error
-    # Our own directories (with infill.json) pair a tokenizer with exactly its vocabulary; other
-    # Hugging Face models often pad the vocabulary past the tokenizer, which is harmless.
-    ours = bool(metadata)
-    size = tokenizer.get_vocab_size()
-    if size > config.vocab_size or (ours and size != config.vocab_size):
-        raise ModelError(
-            f"tokenizer.json has {tokenizer.get_vocab_size()} tokens but config.json "
-            f"declares a vocabulary of {config.vocab_size}: they do not belong together"
-        )
-    try:
-        network, info = AutoModelForMaskedLM.from_pretrained(
-            directory,
-            config=config,
-            local_files_only=True,
-            trust_remote_code=False,
-            use_safetensors=True,
-            output_loading_info=True,
-        )
-    except Exception as error:
-        raise ModelError(f"{weights} does not match {config_file}: {error}") from error
-    # from_pretrained only warns about weights it had to invent; a model that needed any is wrong.
-    tied = set(getattr(network, "_tied_weights_keys", None) or ())
-    missing = [k for k in info.get("missing_keys", ()) if k not in tied]
-    wrong = list(info.get("mismatched_keys", ()))
-    if missing or wrong:
-        shown = ", ".join(str(k) for k in (missing + wrong)[:3])
-        raise ModelError(
-            f"{weights} does not match {config_file}: "
-            f"{len(missing) + len(wrong)} weights are missing or misshapen ({shown})"
-        )
-    network.eval().to(device)
+    config = masked_lm_config(directory, config_data)
+    # Our own directories (with infill.json) pair a tokenizer with exactly its vocabulary.
+    check_vocabulary(tokenizer.get_vocab_size(), config.vocab_size, exact=bool(metadata))
+    network = load_network(directory, config, device, resolve_dtype(dtype, device))
     log.info("loaded model %s (%s, %d tokens)", directory, config.model_type, config.vocab_size)
     return InfillModel(directory, network, tokenizer, ids, metadata, device, NAME)
 
