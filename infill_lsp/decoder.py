@@ -145,11 +145,13 @@ class Decoder:
         step_base: int = 0,
         rounds: int = 1,
         first_logits: torch.Tensor | None = None,
+        runs: torch.Tensor | None = None,
     ) -> Generator[Progress, None, Denoised]:
         """Run the sampler on (B, T) ids, turning each of its steps into Progress.
 
         filler=False forbids fillers in the masked positions; `first_logits` (from the length
-        ranking) stand in for the first step's forward pass.
+        ranking) stand in for the first step's forward pass; `runs` (S,) says which hole each
+        position belongs to when holes touch (see `sampler.denoise`).
         """
         generator = torch.Generator(device=ids.device)
         if options.seed is None:
@@ -167,6 +169,7 @@ class Decoder:
             temperatures=torch.tensor(temperatures, device=ids.device),
             generator=generator,
             first_logits=first_logits,
+            runs=runs,
         )
         total = sampling.steps * rounds
 

@@ -32,6 +32,9 @@ LENGTH_RULES = ("search", "fillers")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FAMILIES = ("auto", "ours", "masked-lm", "dream", "llada")  # models.families, torch-free
 DTYPES = ("auto", "float32", "bfloat16")
+# When rewrite and revise widen a selection to whole syntax nodes (and say so): only a selection
+# of whole lines (a line-wise one), always, or never. A character-wise selection is kept as made.
+SNAP_SELECTIONS = ("lines", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,12 @@ class Settings:
     hole_marker: str = _setting(
         "<mask>", "holeMarker", "string", "The marker Fill Holes fills.", check=_marker
     )
+    snap_selection: str = _setting(
+        "lines", "snapSelection", "string",
+        "Widen a rewrite or revise selection to whole syntax nodes (saying so): lines (only a "
+        "selection of whole lines), always, or never.",
+        choices=SNAP_SELECTIONS,
+    )  # fmt: skip
     debounce_ms: int = _setting(
         75, "debounceMs", "integer", "Server-side debounce of inline completion in milliseconds.",
         minimum=0, maximum=10_000,
