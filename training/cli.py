@@ -78,11 +78,16 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
         checkpoint_minutes=args.checkpoint_minutes,
         seed=args.seed,
         precision=args.precision,
+        optimizer=args.optimizer,
+        muon_lr=args.muon_lr,
+        route=args.route,
+        compile=args.compile,
         objective=ObjectiveConfig(
             context=args.context,
             corruption=args.corruption,
             document_share=args.document_share,
             known_length_share=args.known_length_share,
+            language_mix=args.language_mix,
         ),
     )
 
@@ -278,6 +283,28 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
         choices=("auto", "bf16", "fp32"),
         default="auto",
         help="matrix products in bf16 (auto: where the hardware does bf16 natively)",
+    )
+    sub.add_argument(
+        "--optimizer",
+        choices=("adamw", "muon"),
+        default="adamw",
+        help="muon: Muon for the hidden weight matrices, AdamW for the rest",
+    )
+    sub.add_argument("--muon-lr", type=float, default=0.02, help="Muon's peak learning rate")
+    sub.add_argument(
+        "--route",
+        type=_share,
+        default=0.0,
+        help="share of tokens that skip the middle layers in training (TREAD; 0: off)",
+    )
+    sub.add_argument(
+        "--compile", action="store_true", help="torch.compile the training step (slow to start)"
+    )
+    sub.add_argument(
+        "--language-mix",
+        type=float,
+        default=1.0,
+        help="each language's share of windows goes as its share of characters to this power",
     )
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -56,6 +56,9 @@ class ObjectiveConfig:
         default_factory=lambda: {"line": 0.35, "lines": 0.2, "node": 0.25, "chars": 0.2}
     )
     corruption: float = 0.0  # share of visible span tokens replaced by random tokens
+    # Each language's share of the windows goes as (its share of the characters) ** language_mix:
+    # 1 keeps the corpus's own mix, below 1 flattens it towards the rarer languages.
+    language_mix: float = 1.0
     chars_per_window: int = 1024
 
 
@@ -106,6 +109,17 @@ class Examples:
         for text in texts:
             total += len(text)
             self.cumulative.append(total)
+        # Per language: its files and their cumulative sizes, and the language's weight.
+        self.by_language: dict[str, tuple[list[int], list[int]]] = {}
+        for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
+            files, sizes = self.by_language.setdefault(language, ([], []))
+            files.append(index)
+            sizes.append((sizes[-1] if sizes else 0) + len(text))
+        self.language_names = sorted(self.by_language)
+        self.language_weights = [
+            max(1, self.by_language[name][1][-1]) ** config.language_mix
+            for name in self.language_names
+        ]
         kinds = list(config.span_mix)
         self.span_kinds = kinds
         self.span_weights = [config.span_mix[k] for k in kinds]
@@ -122,7 +136,7 @@ class Examples:
 
     def __getitem__(self, index: int) -> Example:
         rng = random.Random(f"{self.seed}:{index}")
-        file = bisect.bisect_right(self.cumulative, rng.randrange(self.cumulative[-1]))
+        file = self._file(rng)
         text = self.texts[file]
         start, end = self._window(text, rng)
         window = text[start:end]
@@ -137,6 +151,14 @@ class Examples:
                     return example
             kind = "chars"
         return self._document(window, start == 0, end == len(text))
+
+    def _file(self, rng: random.Random) -> int:
+        """A file drawn by its size, after a language drawn by the mix (the corpus's own: 1)."""
+        if self.config.language_mix == 1.0:
+            return bisect.bisect_right(self.cumulative, rng.randrange(self.cumulative[-1]))
+        language = rng.choices(self.language_names, self.language_weights)[0]
+        files, sizes = self.by_language[language]
+        return files[bisect.bisect_right(sizes, rng.randrange(max(1, sizes[-1])))]
 
     def _window(self, text: str, rng: random.Random) -> tuple[int, int]:
         """A window of characters starting at a line start (often the file start)."""

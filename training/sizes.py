@@ -24,6 +24,8 @@ PRESETS: dict[str, Size] = {
     "test": Size(layers=2, hidden=32, heads=2, intermediate=64),
     "tiny": Size(layers=4, hidden=192, heads=3, intermediate=384),
     "small": Size(layers=4, hidden=256, heads=4, intermediate=512),
+    "wide": Size(layers=4, hidden=384, heads=6, intermediate=768),  # small's depth, base's width
+    "deep": Size(layers=8, hidden=192, heads=3, intermediate=384),  # base's depth, tiny's width
     "base": Size(layers=8, hidden=384, heads=6, intermediate=768),
 }
 

@@ -34,6 +34,7 @@ from infill_lsp.model import atomic_directory, save_model
 
 from .card import model_card
 from .objective import Batch, Example, Examples, ObjectiveConfig, collate, masked_loss
+from .routing import Route, routed_encoder
 from .tokenizer import token_ids
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 where the hardware has it), "bf16" or "fp32"
+    optimizer: str = "adamw"  # "adamw", or "muon": Muon for hidden matrices, AdamW for the rest
+    muon_lr: float = 0.02  # Muon's peak rate (the schedule scales it as it scales lr)
+    route: float = 0.0  # share of tokens that skip the middle layers in training (TREAD)
+    compile: bool = False  # torch.compile the forward and loss
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
@@ -120,6 +125,67 @@ def uses_bf16(precision: str) -> bool:
     if precision not in ("auto", "bf16", "fp32"):
         raise TrainingError(f"precision must be auto, bf16 or fp32, not {precision!r}")
     return precision == "bf16" or (precision == "auto" and native_bf16())
+
+
+class Optimizers(torch.optim.Optimizer):
+    """Several optimizers stepped as one (Muon for hidden matrices, AdamW for the rest)."""
+
+    def __init__(self, *parts: torch.optim.Optimizer) -> None:
+        self.parts = list(parts)
+        self.defaults: dict[str, Any] = {}
+        self.state: Any = {}
+
+    @property  # type: ignore[override]
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for part in self.parts for group in part.param_groups]
+
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for part in self.parts:
+            part.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if len(state_dict.get("parts", [])) != len(self.parts):
+            raise ValueError("the checkpoint's optimizer is not this run's (adamw or muon?)")
+        for part, saved in zip(self.parts, state_dict["parts"], strict=True):
+            part.load_state_dict(saved)
+
+
+def hidden_matrices(network: torch.nn.Module) -> list[str]:
+    """Names of the encoder layers' weight matrices: what Muon updates. Embeddings (tied with
+    the output), norms and the prediction head stay with AdamW."""
+    return [
+        name
+        for name, parameter in network.named_parameters()
+        if parameter.ndim == 2 and ".layers." in f".{name}"
+    ]
+
+
+def build_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW on everything, or Muon on the hidden matrices and AdamW on the rest."""
+    if config.optimizer not in ("adamw", "muon"):
+        raise TrainingError(f"optimizer must be adamw or muon, not {config.optimizer!r}")
+    adamw = {"betas": (0.9, 0.98), "weight_decay": config.weight_decay}
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(network.parameters(), lr=config.lr, **adamw)  # type: ignore[arg-type]
+    if not hasattr(torch.optim, "Muon"):
+        raise TrainingError(f"torch {torch.__version__} has no torch.optim.Muon (2.9 and later)")
+    matrices = set(hidden_matrices(network))
+    named = list(network.named_parameters())
+    muon = torch.optim.Muon(
+        [p for n, p in named if n in matrices], lr=config.muon_lr,
+        weight_decay=config.weight_decay, adjust_lr_fn="original",
+    )  # fmt: skip
+    rest = torch.optim.AdamW([p for n, p in named if n not in matrices], lr=config.lr, **adamw)  # type: ignore[arg-type]
+    for group in muon.param_groups:
+        group["lr_scale"] = config.muon_lr / config.lr  # the schedule sets lr * lr_scale
+    return Optimizers(muon, rest)
 
 
 def learning_rate(config: TrainConfig, tokens: int) -> float:
@@ -232,9 +298,7 @@ class Trainer:
         self.examples = objective.examples(
             texts, languages, tokenizer, config.objective, config.seed
         )
-        optimizer = torch.optim.AdamW(
-            network.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
-        )
+        optimizer = build_optimizer(network, config)
         self.state = start or TrainState()
         if resume_from is not None:
             if not (resume_from / "state.json").exists():
@@ -246,7 +310,28 @@ class Trainer:
         self.network, self.optimizer = self.accelerator.prepare(network, optimizer)
         self.network.train()
         self.generator = torch.Generator()
+        self.route_rng = torch.Generator()  # which tokens skip the middle layers
+        self.loss = self._loss_function()
         self.running = self.state.loss if math.isfinite(self.state.loss) else None
+
+    def _loss_function(self) -> Callable[[Batch], torch.Tensor]:
+        """The loss of one batch: the objective's, with token routing and compiled if asked."""
+        model, mask, config = self.model, self.ids.mask, self.config
+        if config.route > 0:
+            if self.objective is not DIFFUSION:
+                raise TrainingError("token routing is for the masked-diffusion objective only")
+            encoder = routed_encoder(Route(share=config.route), self.route_rng)
+
+            def loss(batch: Batch) -> torch.Tensor:
+                return masked_loss(model, batch, mask, encoder)
+        else:
+
+            def loss(batch: Batch) -> torch.Tensor:
+                return self.objective.loss(model, batch, mask)
+
+        if config.compile:
+            return torch.compile(loss, dynamic=True)
+        return loss
 
     @property
     def model(self) -> torch.nn.Module:
@@ -259,6 +344,7 @@ class Trainer:
         first = step * config.batch
         examples = [self.examples[i] for i in range(first, first + config.batch)]
         self.generator.manual_seed(config.seed * 1_000_003 + step)
+        self.route_rng.manual_seed(config.seed * 7_919 + step)
         batch = self.objective.collate(
             examples, self.ids, self.tokenizer.get_vocab_size(), self.generator,
             config.objective.corruption,
@@ -275,9 +361,9 @@ class Trainer:
         batch = self.next_batch()
         lr = learning_rate(config, state.tokens)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss = self.objective.loss(self.model, batch, self.ids.mask)
+            loss = self.loss(batch)
         self.accelerator.backward(loss)
         self.accelerator.clip_grad_norm_(self.network.parameters(), config.clip)
         self.optimizer.step()

@@ -3,6 +3,7 @@
     python -m tests.bench all --model DIR --baseline DIR [--corpus DIR] [--out DIR]
     python -m tests.bench all --quick            # CI smoke test on a tiny random model
     python -m tests.bench snapshot --checkpoint CKPT --tokenizer DIR --out DIR
+    python -m tests.bench efficiency [--quick]  # training recipes at equal CPU time
 
 Sections: latency (through the real server), versus (the autoregressive baseline), sweep (steps
 versus quality, with a PNG), training (tokens/s and FLOP/s). `all` runs every one in one
@@ -46,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--spans", type=int, help="held-out spans per kind")
         sub.add_argument("--sweep-spans", type=int, help="spans per steps-versus-quality point")
         sub.add_argument("--threads", type=int, help="torch threads, here and in the server")
+    efficiency = subs.add_parser(
+        "efficiency", help="training recipes at equal CPU time (not part of `all`)"
+    )
+    efficiency.add_argument("--quick", action="store_true", help="CI smoke test (about a minute)")
+    efficiency.add_argument("--corpus", help="corpus to train on and measure (held-out split)")
+    efficiency.add_argument("--out", default="runs/bench/efficiency", help="where results go")
+    efficiency.add_argument("--cpu-minutes", type=float, help="training budget per recipe")
+    efficiency.add_argument("--slice-seconds", type=float, help="CPU seconds per turn")
+    efficiency.add_argument("--recipes", help="comma-separated recipe names (current is added)")
+    efficiency.add_argument("--threads", type=int, help="torch threads")
     snapshot = subs.add_parser("snapshot", help="turn a training checkpoint into a model dir")
     snapshot.add_argument("--checkpoint", required=True, help="a *.checkpoint directory")
     snapshot.add_argument("--tokenizer", required=True)
@@ -208,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     if args.command == "snapshot":
         print(snapshot(args))
+        return 0
+    if args.command == "efficiency":
+        from tests.bench import efficiency
+
+        efficiency.main(args)
         return 0
     run(args)
     return 0
