@@ -1,8 +1,8 @@
 """Completion at the cursor: inline (ghost text) and the `textDocument/completion` fallback.
 
 One flow for both: find the document, wait out the debounce, ask `regions` for line or block,
-run the engine's infill job step by step (giving up as soon as a newer request for the document
-arrives or the document changes: a completion for text that is gone is dropped, never sent),
+run the engine's infill job step by step (giving up as soon as a newer request supersedes it
+or the document changes: a completion for text that is gone is dropped, never sent),
 then shape each candidate with `postprocess`. Expected misses (model not ready,
 unknown document, language turned off, binary text) are empty results, never errors.
 """
@@ -39,9 +39,10 @@ async def complete(
 ) -> list[Candidate]:
     """Infill at `position` of `uri`: up to `candidates` shaped completions, best first.
 
-    A newer request of the same `kind` ("inline" or "completion") for `uri` supersedes this one.
+    A newer inline request supersedes this one whatever its document (a user types in one place
+    at a time); a newer "completion" request, one for the same document.
     """
-    key = f"{kind} {uri}"
+    key = kind if kind == "inline" else f"{kind} {uri}"
     generation = ls.generations.get(key, 0) + 1
     ls.generations[key] = generation
 
@@ -104,8 +105,13 @@ async def inline_completion(
     """Ghost text at the cursor: several candidates when invoked, one while typing."""
     invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
     candidates = await complete(ls, params.text_document.uri, params.position, invoked, "inline")
+    # A range only when the item replaces text after the cursor (exactly that text): clients
+    # draw a ranged item over what it covers, so an empty range would paint over the code.
     items = [
-        types.InlineCompletionItem(insert_text=c.insertion.text, range=c.range) for c in candidates
+        types.InlineCompletionItem(
+            insert_text=c.insertion.text, range=c.range if c.insertion.replace else None
+        )
+        for c in candidates
     ]
     return types.InlineCompletionList(items=items)
 

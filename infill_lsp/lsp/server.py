@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import FeatureRequestError
@@ -223,30 +223,37 @@ class InfillServer(LanguageServer):
     ) -> T:
         """Run an engine job one step per await on the model worker.
 
-        Cancelling the awaiting task (e.g. `$/cancelRequest`) stops it between steps; `stop`
-        returning True raises Superseded. The job is closed on the worker when abandoned.
+        Cancelling the awaiting task (e.g. `$/cancelRequest`) stops it between steps, and a step
+        still queued for the worker never runs. `stop` returning True raises Superseded; it is
+        asked before every step, the first included, and again when the worker takes the step
+        off its queue, so a superseded request costs the model nothing more. The job is closed
+        on the worker when abandoned.
         """
         loop = asyncio.get_running_loop()
         msg_id = self.protocol.msg_id
         task = asyncio.current_task()
         if msg_id is not None and task is not None:
             self.protocol.running[msg_id] = task
-        finished = False
+        wanted = stop or _never
+        finished, steps = False, 0
         try:
             while True:
-                step = await loop.run_in_executor(self.model_worker, advance, job)
+                if wanted():
+                    raise Superseded()
+                step = await loop.run_in_executor(self.model_worker, _advance_unless, job, wanted)
+                if step is None:
+                    raise Superseded()
+                steps += 1
                 finished = step[0]
                 if step[0]:
                     return step[1]
                 if on_step is not None:
                     on_step(step[1])
-                if stop is not None and stop():
-                    raise Superseded()
         finally:
             if msg_id is not None:
                 self.protocol.running.pop(msg_id, None)
             if not finished:
-                log.info("job stopped between steps")
+                log.info("job stopped after %d steps", steps)
                 self.model_worker.submit(job.close)
 
     async def run_model(self, function: Callable[..., T], *args: Any) -> T:
@@ -258,6 +265,17 @@ class InfillServer(LanguageServer):
         """Stop the worker threads with the server."""
         self.model_worker.shutdown(wait=False, cancel_futures=True)
         super().shutdown()
+
+
+def _never() -> bool:
+    return False
+
+
+def _advance_unless(
+    job: Steps[Progress, T], stopped: Callable[[], bool]
+) -> tuple[Literal[False], Progress] | tuple[Literal[True], T] | None:
+    """On the model worker: one step of `job`, or None when it was stopped while queued."""
+    return None if stopped() else advance(job)
 
 
 def _build_engine(path: str | None, device: str, family: str, dtype: str) -> Engine:

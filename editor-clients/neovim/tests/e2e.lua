@@ -239,7 +239,7 @@ local function editor(name)
       } })
     ]])
   elseif name == 'builtin' then
-    editors[name] = Editor.start(name, [[
+    editors[name] = Editor.start(name, SCREEN .. [[
       require('infill').setup({ cmd = cmd, settings = { model_path = model }, inline = 'builtin' })
     ]])
   else
@@ -352,9 +352,10 @@ case('default: only the current buffer asks, at its own cursor', function()
   end
 end)
 
-case('default: the ghost text as drawn is what <Tab> puts in the buffer (text after the cursor stays)', function()
-  local nvim = editor('default')
-  nvim:open('env.py', { 'import os', '', 'def host(config):', '    return os.environ.get()', '' })
+--- Type `typed` before the ")" of `    return os.environ.get()` in `file`; compare the screen row
+--- with ghost text to the buffer line after <Tab>.
+local function drawn_is_accepted(nvim, file)
+  nvim:open(file, { 'import os', '', 'def host(config):', '    return os.environ.get()', '' })
   nvim:input('4G$i' .. 'config')
   local ghost, _, before = nvim:wait_ghost()
   nvim:lua('vim.cmd.redraw()')
@@ -366,6 +367,14 @@ case('default: the ghost text as drawn is what <Tab> puts in the buffer (text af
   eq(drawn, line, 'the buffer line after <Tab> is the row that was drawn')
   eq(')', line:sub(-1), 'the ) after the cursor is still there')
   nvim:input('<Esc>')
+end
+
+case('default: the ghost text as drawn is what <Tab> puts in the buffer (text after the cursor stays)', function()
+  drawn_is_accepted(editor('default'), 'env.py')
+end)
+
+case('builtin: the ghost text as drawn is what <Tab> puts in the buffer (no range, no overlay)', function()
+  drawn_is_accepted(editor('builtin'), 'env_builtin.py')
 end)
 
 case('slow: partial accept keeps the rest as ghost text at once, without asking again', function()

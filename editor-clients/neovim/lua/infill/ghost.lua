@@ -275,7 +275,10 @@ function M.attach(bufnr, client, is_enabled)
     buffer = bufnr,
     callback = function()
       local state = states[bufnr]
-      local item = state and current(bufnr, state)
+      if not state then
+        return
+      end
+      local item = current(bufnr, state)
       local char = vim.v.char
       state.typed = item and char ~= '' and item.text:sub(1, #char) == char and char or nil
     end,
