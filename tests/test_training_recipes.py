@@ -24,7 +24,7 @@ from infill_train.train import (
     hidden_matrices,
     train,
 )
-from tests.bench.efficiency import cpu_for_accuracy
+from tests.bench.efficiency import cpu_for_accuracy, render, summarize
 from tests.tiny_model import SAMPLE_TEXTS
 
 FOUR_LAYERS = Size(layers=4, hidden=32, heads=2, intermediate=64)
@@ -161,6 +161,23 @@ def test_speedup_reads_the_current_curve_in_log_cpu_time() -> None:
     # Beyond the last point: the fitted line, 4 points per doubling here.
     assert cpu_for_accuracy(curve, 0.22) == pytest.approx(800.0, rel=1e-6)
     assert cpu_for_accuracy([(100.0, 0.1), (200.0, 0.1)], 0.2) is None
+
+
+def test_the_report_renders_a_run_stopped_between_marks() -> None:
+    """Lines are decoded only at the last mark: a report written before it must still render."""
+    point = {"cpu_seconds": 60.0, "tokens": 23_188, "steps": 23, "loss": 8.5,
+             "masked_accuracy": {"0.15": 0.01, "0.5": 0.1, "0.9": 0.1}}  # fmt: skip
+    recipe = {"name": "current", "what": "the current recipe", "parameters": 4_794_880,
+              "compile": False, "compile_cpu_seconds": 0.0, "cpu_ms_per_token": 2.6,
+              "points": [point]}  # fmt: skip
+    settings = {"cpu_seconds": 120.0, "slice_seconds": 10.0, "batch": 8, "context": 128,
+                "windows": 32, "spans": 6}  # fmt: skip
+    results = {"run": {"cpu": "AMD EPYC", "cores": 2, "torch": "2", "native_bf16": True,
+                       "heldout": "corpus", "settings": settings},
+               "matmul_gflops": {"2048 fp32": 31.8}, "recipes": [recipe]}  # fmt: skip
+    results["summary"] = summarize(results["recipes"])
+    report = render(results)
+    assert "| current | 4.79 M | 60 | 23,188 |" in report and "not yet measured" in report
 
 
 @pytest.mark.slow
