@@ -105,11 +105,13 @@ async def inline_completion(
     """Ghost text at the cursor: several candidates when invoked, one while typing."""
     invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
     candidates = await complete(ls, params.text_document.uri, params.position, invoked, "inline")
-    # A range only when the item replaces text after the cursor (exactly that text): clients
-    # draw a ranged item over what it covers, so an empty range would paint over the code.
+    # A range only when the item replaces text after the cursor (exactly that text), or when the
+    # cursor asked for lies past its line's end (the range says where the text really goes):
+    # clients draw a ranged item over what it covers, so an empty range would paint over code.
     items = [
         types.InlineCompletionItem(
-            insert_text=c.insertion.text, range=c.range if c.insertion.replace else None
+            insert_text=c.insertion.text,
+            range=c.range if c.insertion.replace or c.range.start != params.position else None,
         )
         for c in candidates
     ]
