@@ -111,8 +111,10 @@ async def test_unknown_uri_and_positions_past_the_end(client: LanguageClient):
     open_document(client, uri, PYTHON, "python")
     assert not (await inline(client, uri, 500, 0)).items  # line past the end of the file
     past_line_end = await inline(client, uri, 0, 400)  # column past the end: the line's end
-    for item in past_line_end.items:
-        assert item.range is None  # at the line's end: nothing after the cursor to replace
+    line_end = types.Position(line=0, character=len(PYTHON.split("\n")[0]))
+    assert past_line_end.items
+    for item in past_line_end.items:  # an empty range says where the text really goes
+        assert item.range == types.Range(start=line_end, end=line_end)
     with pytest.raises(JsonRpcException) as caught:
         await command(
             client,
