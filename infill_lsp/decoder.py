@@ -17,6 +17,7 @@ import torch
 from infill_lsp.errors import InputError
 from infill_lsp.jobs import relay
 from infill_lsp.model import InfillModel
+from infill_lsp.models.context_cache import denoising_logits
 from infill_lsp.options import DECODE_DEFAULTS, LENGTH_RULES, DecodeOptions
 from infill_lsp.sampler import Denoised, Sampling, StepState, denoise, probe_logprobs
 from infill_lsp.window import Window, build_window, clip_context
@@ -43,6 +44,8 @@ def sampling_of(options: DecodeOptions) -> Sampling:
     if not 1 <= options.lengths_decoded <= MAX_CANDIDATES:
         limit = f"between 1 and {MAX_CANDIDATES}"
         raise InputError(f"lengths_decoded must be {limit}, got {options.lengths_decoded}")
+    if options.context_refresh < 1:
+        raise InputError(f"context_refresh must be at least 1, got {options.context_refresh}")
     return sampling
 
 
@@ -159,7 +162,7 @@ class Decoder:
         else:
             generator.manual_seed(options.seed)
         job = denoise(
-            lambda x, p: self.model.logits(x, p),
+            denoising_logits(self.model, options.context_refresh),  # cached context when set
             ids,
             positions,
             mask_id=self.model.ids.mask,

@@ -62,6 +62,9 @@ class DecodeOptions:
     lengths_decoded: int = 1
     # revise re-decodes, and hints mark, the tokens whose log-probability is below this cut
     unlikely_below: float = math.log(0.2)
+    # Denoising steps per full pass over the window: the steps between run over the span only,
+    # attending to the context's keys and values cached at the last full pass (1: no cache).
+    context_refresh: int = 1
 
 
 DECODE_DEFAULTS = DecodeOptions()
@@ -204,6 +207,12 @@ class Settings:
     context_tokens: int | None = _setting(
         None, "contextTokens", "integer", "Tokens of context around the span the model reads.",
         minimum=16, maximum=65536, decode=True,
+    )  # fmt: skip
+    context_refresh: int | None = _setting(
+        None, "contextRefresh", "integer",
+        "Denoising steps per full pass over the window; the steps between run over the span "
+        "only, reusing the context's cached keys and values (faster, approximate). 1: no cache.",
+        minimum=1, maximum=64, decode=True,
     )  # fmt: skip
     hole_marker: str = _setting(
         "<mask>", "holeMarker", "string", "The marker Fill Holes fills.", check=_marker

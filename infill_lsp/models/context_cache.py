@@ -1,0 +1,200 @@
+"""Denoising steps over the canvas only, the context's keys and values cached (a dual cache).
+
+Between two denoising steps only the canvas (the span's positions) changes; the prefix and
+suffix tokens around it change only through what they attend to, a little. So, as Fast-dLLM's
+dual cache does, a refresh step runs the whole window and keeps every layer's keys and values
+of the context positions; the steps after it run the layers for the canvas positions only:
+their queries, keys and values are fresh, the context's keys and values are the cached ones. A
+step then costs the canvas's share of the window (32 of 256 positions for an inline line) plus
+attention over the whole window. The cache is refreshed every `refresh_every` steps, and
+whenever the context itself changed (another request, other rows).
+
+The layers are the network's own modules and weights: ModernBERT's embeddings, pre-norms,
+fused QKV projection, rotary embeddings at each token's true column, the local layers' sliding
+window (a token sees those at most `local_attention // 2` columns away), its GLU MLP, final
+norm and prediction head. Only our own family's ModernBERT encoders qualify (no attention mask:
+every column is a real token); any other model gets its ordinary forward pass every step.
+Knows torch and ModernBERT's module layout; nothing about tokens or text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from infill_lsp.models.loaded import InfillModel, head_logits
+
+# (ids (B, T), positions (S,)) -> logits (B, S, V) float32: what the sampler calls each step
+LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def supports(model: InfillModel) -> bool:
+    """Whether `model` can run cached steps: a ModernBERT encoder run by `head_logits` (our
+    family; the masked-lm family hides pad columns, which this path does not model)."""
+    network = model.network
+    config = getattr(network, "config", None)
+    return (
+        model.forward is head_logits
+        and getattr(config, "model_type", None) == "modernbert"
+        and all(hasattr(network, name) for name in ("model", "head", "decoder"))
+    )
+
+
+def denoising_logits(model: InfillModel, refresh_every: int) -> LogitsFn:
+    """The logits function for one denoising loop: cached when the model supports it and
+    `refresh_every` > 1, else the model's full forward pass at every step."""
+    if refresh_every > 1 and supports(model):
+        return ContextCache(model, refresh_every)
+    return lambda ids, positions: model.logits(ids, positions)
+
+
+@dataclass
+class _Cached:
+    """What a refresh step keeps for the steps after it."""
+
+    ids: torch.Tensor  # (B, T) the window at the refresh
+    positions: torch.Tensor  # (S,) the canvas columns
+    context: torch.Tensor  # (T,) bool: columns outside the canvas
+    keys: list[torch.Tensor]  # per layer (B, heads, C, D): the context's keys, rotated
+    values: list[torch.Tensor]  # per layer (B, heads, C, D)
+    rotary: dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer type -> canvas (cos, sin)
+    masks: dict[str, torch.Tensor | None]  # layer type -> (S, C + S) bool, None: see all
+
+
+class ContextCache:
+    """A stateful logits function for one denoising loop (make a new one per loop).
+
+    Call it as the sampler calls a logits function: `(ids (B, T), positions (S,)) -> (B, S, V)`.
+    `full_passes` and `canvas_passes` count what it ran.
+    """
+
+    def __init__(self, model: InfillModel, refresh_every: int) -> None:
+        if refresh_every < 1:
+            raise ValueError(f"refresh_every must be at least 1, got {refresh_every}")
+        self.model = model
+        self.refresh_every = refresh_every
+        self.full_passes = 0
+        self.canvas_passes = 0
+        self._since_refresh = 0
+        self._cached: _Cached | None = None
+        network: Any = model.network
+        self._body: Any = network.model
+        self._network: Any = network
+        config = network.config
+        self._types: list[str] = list(config.layer_types)
+        self._window = int(config.local_attention) // 2  # ModernBERT's half window
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        ids = ids.to(self.model.device)
+        positions = positions.to(ids.device)
+        if positions.numel() == 0:
+            return self.model.logits(ids, positions)
+        if self._since_refresh >= self.refresh_every or not self._still_valid(ids, positions):
+            hidden = self._refresh(ids, positions)
+            self.full_passes += 1
+            self._since_refresh = 1
+        else:
+            hidden = self._canvas_step(ids)
+            self.canvas_passes += 1
+            self._since_refresh += 1
+        network = self._network
+        return network.decoder(network.head(hidden)).float()  # (B, S, V)
+
+    def _still_valid(self, ids: torch.Tensor, positions: torch.Tensor) -> bool:
+        """Whether the cache belongs to this window: same shape, canvas and context tokens."""
+        cached = self._cached
+        return (
+            cached is not None
+            and cached.ids.shape == ids.shape
+            and torch.equal(cached.positions, positions)
+            and torch.equal(cached.ids[:, cached.context], ids[:, cached.context])
+        )
+
+    def _mask(self, layer_type: str, queries: torch.Tensor, keys: torch.Tensor) -> Any:
+        """(Q, K) bool, True where a query column may see a key column; None when all may."""
+        if layer_type != "sliding_attention":
+            return None
+        return (queries[:, None] - keys[None, :]).abs() <= self._window
+
+    def _refresh(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The full forward pass, keeping the context's keys and values. Returns the canvas's
+        final hidden states (B, S, H)."""
+        body = self._body
+        columns = torch.arange(ids.shape[1], device=ids.device)  # (T,)
+        context = torch.ones(ids.shape[1], dtype=torch.bool, device=ids.device)  # (T,)
+        context[positions] = False
+        hidden = body.embeddings(input_ids=ids)  # (B, T, H)
+        rotary = {kind: body.rotary_emb(hidden, columns[None], kind) for kind in set(self._types)}
+        keys: list[torch.Tensor] = []
+        values: list[torch.Tensor] = []
+        for layer, kind in zip(body.layers, self._types, strict=True):
+            cos, sin = rotary[kind]
+            query, key, value = self._project(layer, hidden, cos, sin)  # (B, heads, T, D) each
+            keys.append(key[:, :, context])
+            values.append(value[:, :, context])
+            mask = self._mask(kind, columns, columns)
+            hidden = self._finish(layer, hidden, query, key, value, mask)
+        seen = torch.cat([columns[context], positions])  # key columns of a canvas step
+        self._cached = _Cached(
+            ids.clone(),
+            positions.clone(),
+            context,
+            keys,
+            values,
+            {kind: (cos[:, positions], sin[:, positions]) for kind, (cos, sin) in rotary.items()},
+            {kind: self._mask(kind, positions, seen) for kind in rotary},
+        )
+        return body.final_norm(hidden[:, positions])  # (B, S, H)
+
+    def _canvas_step(self, ids: torch.Tensor) -> torch.Tensor:
+        """The layers over the canvas columns only, attending to the cached context."""
+        cached = self._cached
+        assert cached is not None
+        body = self._body
+        hidden = body.embeddings(input_ids=ids[:, cached.positions])  # (B, S, H)
+        for index, (layer, kind) in enumerate(zip(body.layers, self._types, strict=True)):
+            cos, sin = cached.rotary[kind]
+            query, key, value = self._project(layer, hidden, cos, sin)  # (B, heads, S, D) each
+            key = torch.cat([cached.keys[index], key], dim=2)  # (B, heads, C + S, D)
+            value = torch.cat([cached.values[index], value], dim=2)
+            hidden = self._finish(layer, hidden, query, key, value, cached.masks[kind])
+        return body.final_norm(hidden)  # (B, S, H)
+
+    @staticmethod
+    def _project(
+        layer: Any, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A layer's queries, keys and values of `hidden` (B, N, H), rotated by (cos, sin)
+        (1, N, D): each (B, heads, N, D)."""
+        from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+
+        attention = layer.attn
+        batch, count, _ = hidden.shape
+        qkv = attention.Wqkv(layer.attn_norm(hidden))  # (B, N, 3 * heads * D)
+        qkv = qkv.view(batch, count, 3, -1, attention.head_dim).transpose(1, 3)  # (B, h, 3, N, D)
+        query, key, value = qkv.unbind(dim=2)
+        query, key = apply_rotary_pos_emb(query, key, cos, sin, unsqueeze_dim=1)
+        return query, key, value
+
+    @staticmethod
+    def _finish(
+        layer: Any,
+        hidden: torch.Tensor,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Attention, its output projection and the MLP, each added to the residual stream."""
+        attention = layer.attn
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, scale=attention.head_dim**-0.5
+        )  # (B, heads, N, D)
+        out = out.transpose(1, 2).reshape(hidden.shape)  # (B, N, H)
+        hidden = hidden + attention.out_drop(attention.Wo(out))
+        return hidden + layer.mlp(layer.mlp_norm(hidden))
