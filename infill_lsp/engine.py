@@ -27,8 +27,8 @@ from infill_lsp.decoder import (
     sampling_of,
 )
 from infill_lsp.errors import InputError
-from infill_lsp.jobs import Steps, blocking, run
-from infill_lsp.lengths import choose_lengths, length_hypotheses
+from infill_lsp.jobs import Steps, blocking, relay, run
+from infill_lsp.lengths import PROBE_TOKENS, choose_lengths, length_hypotheses, predict_lengths
 from infill_lsp.options import DecodeOptions
 from infill_lsp.sampler import probe_logprobs
 from infill_lsp.window import CHARS_PER_TOKEN
@@ -157,12 +157,15 @@ class Engine(Decoder):
     ) -> Job[Infill]:
         """Mask the region's tokens the model finds unlikely (log-prob below `unlikely`, by
         default `options.unlikely_below`) and decode only those; the region comes back
-        unchanged with steps=0 if none is unlikely."""
+        unchanged with steps=0 if none is unlikely. The probe that finds them is the job's
+        first step of progress (a pass over a few copies of the window), the denoising the rest."""
         options = options or self.options
         sampling = sampling_of(options)
         if unlikely is None:
             unlikely = options.unlikely_below
+        total = sampling.steps + 1
         window, _, logprobs = self._probe(prefix, region, suffix, options)
+        yield Progress(1, total, lambda: region)
         likely = [math.exp(v) for v in logprobs.tolist()]
         low = logprobs < unlikely  # (S,)
         if not bool(low.any()):
@@ -171,8 +174,11 @@ class Engine(Decoder):
         ids = torch.tensor([window.ids], device=device)  # (1, T)
         columns = torch.arange(window.span_start, window.span_end, device=device)[low.to(device)]
         ids[0, columns] = self.model.ids.mask
-        result = yield from self._denoise(
+        denoising = self._denoise(
             ids, columns, sampling, options, temperatures=[options.temperature], filler=False
+        )
+        result = yield from relay(
+            denoising, lambda step: Progress(step.step + 1, total, step.render)
         )
         tokens = result.ids[0, window.span_start : window.span_end].tolist()
         new_probs = iter(result.probs[0].tolist())
@@ -249,7 +255,9 @@ class Engine(Decoder):
     ) -> Job[list[Infill]]:
         """Decode a span of at most `size` (and, searching, at least `shortest`) tokens.
 
-        With the "search" length rule the first pass ranks every length hypothesis and the
+        With "predict" the model's own end/expand predictions give the lengths in a pass or two
+        and the rows are decoded told their length. With "search" the first pass ranks every
+        length hypothesis and the
         candidates are decoded at the best lengths, fillers forbidden (that pass is also their
         first denoising step); when more than one row is decoded, the finished rows are ranked
         by the pseudo-likelihood of their whole canvas, which scores where the text ends (a cut
@@ -266,10 +274,20 @@ class Engine(Decoder):
         positions = torch.arange(window.span_start, window.span_end, device=device)  # (S,)
         extra = options.temperature if options.temperature > 0 else EXTRA_CANDIDATE_TEMPERATURE
         temperatures = [options.temperature] + [extra] * (candidates - 1)
-        search = options.length == "search"
+        rule = options.length
+        if rule == "predict" and self.model.ids.expand is None:
+            raise InputError(
+                f"the length rule 'predict' needs a model trained to say where a span ends; "
+                f"{self.model.name} was not (it has no <|expand|> token): use 'search' or 'fillers'"
+            )
+        search = rule in ("search", "predict")  # decode at chosen lengths, fillers visible
         scores = [0.0] * candidates
         first_logits = None
-        if search:
+        if rule == "predict":
+            ids, positions, temperatures = self._at_predicted_lengths(
+                prefix, suffix, size, options, candidates, single_line, shortest, expected
+            )
+        elif search:
             chosen = choose_lengths(
                 self.model.logits,
                 ids,
@@ -325,6 +343,53 @@ class Engine(Decoder):
             if text not in found or found[text].score < score:
                 found[text] = Infill(text, confidences, result.steps, score)
         return sorted(found.values(), key=lambda infill: -infill.score)[:candidates]
+
+    def _at_predicted_lengths(
+        self,
+        prefix: str,
+        suffix: str,
+        size: int,
+        options: DecodeOptions,
+        candidates: int,
+        single_line: bool,
+        shortest: int,
+        expected: int | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+        """Rows to decode at the lengths the model predicts (`lengths.predict_lengths`), each
+        told its length: masks up to it, then visible fillers (at least one, as in training).
+
+        Returns (B, T) rows, (D,) their canvas columns and each row's temperature."""
+        ids = self.model.ids
+        assert ids.expand is not None
+        context = self._context(options)
+        device = self.model.device
+
+        def window_of(canvas: int) -> tuple[torch.Tensor, torch.Tensor]:
+            window = self._window(prefix, [ids.mask] * canvas, suffix, context)
+            columns = torch.arange(window.span_start, window.span_end, device=device)
+            return torch.tensor([window.ids], device=device), columns
+
+        guess = predict_lengths(
+            self.model.logits,
+            window_of,
+            size=size,
+            first=size if expected is not None else PROBE_TOKENS,
+            mask_id=ids.mask,
+            filler_id=ids.filler,
+            expand_id=ids.expand,
+            end_ids=self._line_break_ids() if single_line else (),
+            shortest=shortest,
+            rows=min(candidates, options.lengths_decoded) if candidates > 1 else 1,
+        )
+        lengths = [guess.lengths[r % len(guess.lengths)] for r in range(candidates)]
+        rows, columns = window_of(max(lengths) + 1)
+        rows = rows.repeat(candidates, 1)  # (B, T)
+        for row, length in enumerate(lengths):
+            rows[row, columns[length:]] = ids.filler
+        extra = options.temperature if options.temperature > 0 else EXTRA_CANDIDATE_TEMPERATURE
+        repeats = [r >= len(guess.lengths) for r in range(candidates)]
+        temperatures = [extra if repeat else options.temperature for repeat in repeats]
+        return rows, columns, temperatures
 
     def _fill_together(
         self, pieces: list[str], options: DecodeOptions

@@ -1,13 +1,18 @@
-"""How long a span of unknown length should be: the length hypotheses and the length decision.
+"""How long a span of unknown length should be: two ways to decide it.
 
-One batched forward pass scores every hypothesis (masks up to the length, visible fillers after
-it); the best-ranked lengths are decoded, and that pass's logits double as their first denoising
-step. This module knows token ids, tensors and a logits function; no tokenizer, no text.
+- `predict_lengths` (rule "predict"): a model trained on wrong-sized canvases says where a span
+  ends (fillers) and when it goes on past the canvas (`<|expand|>`); one pass, or a few while
+  the canvas grows, gives a distribution over lengths.
+- `choose_lengths` (rule "search", for models without `<|expand|>`): one batched pass scores
+  every hypothesis (masks up to the length, visible fillers after it); the best-ranked lengths
+  are decoded, and that pass's logits double as their first denoising step.
+This module knows token ids, tensors and a logits function; no tokenizer, no text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -80,3 +85,78 @@ def choose_lengths(
     return LengthChoice(
         hypotheses[best], logits[best], temperatures, [float(ranked[row]) for row in best]
     )
+
+
+PROBE_TOKENS = 16  # the first canvas a predicted length is read from, doubled while it is short
+MOST_PROBES = 4  # 16 -> 128 tokens at most before the length is taken as the canvas's
+
+
+@dataclass(frozen=True)
+class PredictedLengths:
+    """What the model says about a span's length: the likeliest lengths, best first."""
+
+    lengths: list[int]
+    probabilities: list[float]  # of each length
+    passes: int  # forward passes spent reading them
+
+
+def length_distribution(ended: torch.Tensor, goes_on: float) -> torch.Tensor:
+    """P(length = k) for k = 0..S, and P(longer than the canvas) last, from one pass.
+
+    `ended[i]` is the model's probability that the span has ended at or before position i (a
+    filler there, or a line break for a single line): a cumulative distribution of the length,
+    made monotone here. `goes_on` is its probability of `<|expand|>` at the canvas's last
+    position: the span is longer than the canvas. Returns (S + 2,).
+    """
+    cdf = torch.cummax(ended.double().clamp(0, 1), dim=0).values  # (S,) P(length <= i)
+    shorter = torch.diff(cdf, prepend=cdf.new_zeros(1))  # (S,) P(length = i), i < S
+    rest = float(1 - cdf[-1])  # the last position holds text or says "goes on"
+    longer = min(max(goes_on, 0.0), rest)
+    return torch.cat([shorter, cdf.new_tensor([rest - longer, longer])])
+
+
+def predict_lengths(
+    logits_fn: LogitsFn,
+    window_of: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    size: int,
+    first: int,
+    mask_id: int,
+    filler_id: int,
+    expand_id: int,
+    end_ids: Sequence[int],
+    shortest: int,
+    rows: int,
+) -> PredictedLengths:
+    """Read a span's length off the model's own predictions, in one pass or a few.
+
+    A canvas of `first` masks (at most `size`) goes through the model once. A model trained
+    with wrong-sized canvases (`training.objective`) answers with fillers where the span has
+    ended and `<|expand|>` at the last position when it goes on: while "longer" is the likeliest
+    answer the canvas doubles (at most `size`) and is read again.
+
+    Args:
+        window_of: canvas size -> ((1, T) ids with that many masks, (S,) their columns).
+        end_ids: ids that also end the span here (line breaks, for a single line).
+        shortest: lengths below it are never chosen.
+        rows: how many lengths to return, likeliest first.
+    """
+    canvas = max(1, min(size, max(first, shortest + 1)))
+    ends = sorted({filler_id, *end_ids})
+    for passes in range(1, MOST_PROBES + 1):
+        ids, positions = window_of(canvas)
+        logits = logits_fn(ids, positions)[0].float()  # (S, V)
+        logits[:, mask_id] = -math.inf
+        probs = torch.softmax(logits, dim=-1)  # (S, V)
+        chances = length_distribution(probs[:, ends].sum(dim=-1), float(probs[-1, expand_id]))
+        if canvas < size and passes < MOST_PROBES and int(chances.argmax()) == canvas + 1:
+            canvas = min(size, canvas * 2)
+            continue
+        break
+    longer = float(chances[canvas + 1])
+    chances = chances[: canvas + 1].clone()  # lengths 0..canvas
+    chances[canvas] += longer  # it may not grow further: "longer" means as long as it may be
+    chances[: max(shortest, 1)] = -1.0
+    order = chances.argsort(descending=True)[: max(rows, 1)].tolist()
+    best = [k for k in order if chances[k] >= 0] or [canvas]
+    return PredictedLengths(best, [float(chances[k]) for k in best], passes)

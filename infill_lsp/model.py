@@ -15,13 +15,14 @@ import torch
 from infill_lsp.models import families
 from infill_lsp.models.files import WEIGHTS_FILE, atomic_directory
 from infill_lsp.models.loaded import InfillModel, TokenIds, head_logits
-from infill_lsp.models.ours import FORMAT, METADATA_FILE, SPECIAL_TOKENS
+from infill_lsp.models.ours import FORMAT, METADATA_FILE, OPTIONAL_ROLES, SPECIAL_TOKENS
 from infill_lsp.models.ours import save as save_model
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "FORMAT",
     "METADATA_FILE",
+    "OPTIONAL_ROLES",
     "SPECIAL_TOKENS",
     "WEIGHTS_FILE",
     "InfillModel",

@@ -25,10 +25,12 @@ from typing import Any
 SECTION = "infill"
 CONFIDENCE_KINDS = ("maxprob", "margin", "entropy")
 SCHEDULES = ("threshold", "linear", "cosine")
-# How a span of unknown length gets its length: "search" ranks every candidate length in one
-# batched pass and decodes the best; "fillers" decodes an oversized canvas and lets filler tokens
-# take up the slack (one row, but the model must place the span's end itself).
-LENGTH_RULES = ("search", "fillers")
+# How a span of unknown length gets its length: "predict" reads it off the model's own end and
+# expand predictions in a pass or two (models trained with `<|expand|>`); "search" ranks every
+# candidate length in one batched pass and decodes the best; "fillers" decodes an oversized
+# canvas and lets filler tokens take up the slack (one row, but the model must place the span's
+# end itself).
+LENGTH_RULES = ("predict", "search", "fillers")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FAMILIES = ("auto", "ours", "masked-lm", "dream", "llada")  # models.families, torch-free
 DTYPES = ("auto", "float32", "bfloat16")
@@ -191,8 +193,9 @@ class Settings:
     )  # fmt: skip
     length: str | None = _setting(
         None, "length", "string",
-        "How an infill's length is found: search ranks every span length first; fillers decodes "
-        "one oversized canvas.",
+        "How an infill's length is found: predict reads it off the model's own end predictions "
+        "(models trained for it); search ranks every span length first; fillers decodes one "
+        "oversized canvas.",
         choices=LENGTH_RULES, decode=True,
     )  # fmt: skip
     lengths_decoded: int | None = _setting(

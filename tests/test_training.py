@@ -281,6 +281,52 @@ def test_some_infill_examples_are_told_their_length(tokenizer) -> None:
     assert told > 30 and untold > 30
 
 
+def test_untold_canvases_are_too_long_or_too_short_and_say_which(tokenizer) -> None:
+    """The length-aware objective: an untold canvas is either longer than its span (the surplus
+    positions' target is the filler, every one predicted) or shorter (its last position's target
+    is `<|expand|>`, the suffix right after); a told one always shows a filler after the span."""
+    ids = token_ids(tokenizer)
+    assert ids.expand is not None
+    texts = [make_text(i) for i in range(20)]
+    config = ObjectiveConfig(context=128, document_share=0.0, known_length_share=0.3)
+    stream = Examples(texts, ["python"] * len(texts), tokenizer, config)
+    kinds = {"told": 0, "long": 0, "short": 0}
+    for i in range(300):
+        example = stream[i]
+        targets = [example.ids[p] for p in example.maskable]
+        after = example.ids[example.maskable[-1] + 1] if example.maskable else None
+        if ids.expand in targets:
+            assert targets.index(ids.expand) == len(targets) - 1, "expand closes the canvas"
+            assert ids.filler not in targets and after != ids.filler
+            kinds["short"] += 1
+        elif after == ids.filler:
+            assert example.fillers == [] and ids.filler not in targets
+            kinds["told"] += 1
+        elif example.fillers:
+            assert set(example.fillers) <= set(example.maskable)
+            assert targets[-len(example.fillers) :] == [ids.filler] * len(example.fillers)
+            kinds["long"] += 1
+    assert min(kinds.values()) > 30, kinds
+
+
+def test_an_old_vocabulary_grows_the_new_special_token_and_keeps_its_rows(tokenizer) -> None:
+    from tokenizers import Tokenizer
+
+    from infill_train.vocab import add_special_tokens
+
+    old = Tokenizer.from_str(tokenizer.to_str())
+    network = build_network("test", old, max_positions=256)
+    before = network.get_input_embeddings().weight.detach().clone()
+    name = "<|brand-new|>"
+    assert add_special_tokens(network, old, [name]) == [name]
+    after = network.get_input_embeddings().weight.detach()
+    assert after.shape[0] == before.shape[0] + 1 == old.get_vocab_size()
+    assert old.token_to_id(name) == before.shape[0]
+    assert torch.equal(after[: before.shape[0]], before), "old rows unchanged"
+    assert network.get_output_embeddings().weight.shape[0] == after.shape[0]
+    assert add_special_tokens(network, old, [name]) == []  # twice is once
+
+
 def test_collate_masks_only_maskable_with_mask_token(examples: Examples, tokenizer) -> None:
     ids = token_ids(tokenizer)
     batch_examples = [examples[i] for i in range(16)]

@@ -6,9 +6,16 @@ Every example is a window of one file, in one of two modes:
   partial line, 2-8 lines, a tree-sitter syntax node (`infill_lsp.regions`), or a random
   character span. Prefix, span and suffix are tokenized separately and laid out by
   `infill_lsp.window.build_window`, exactly as the server builds its windows, followed by
-  0..K filler tokens so the model learns to end a span of unknown length. In a share of infill
-  windows (`known_length_share`) the fillers stay visible and only the span is noised: the
-  model is told the length, as when the server's length search decodes a ranked length.
+  a canvas whose length is right, too long or too short, so the model learns where a span ends:
+  - told (`known_length_share`): span + 1..K visible fillers, only the span noised, as when the
+    server decodes at a length it chose (at least one visible filler, so a told canvas never
+    looks like an untold one);
+  - too long or exact: span + 0..K fillers, all maskable; the surplus positions' target is the
+    filler, every one supervised;
+  - too short (`too_short_share`, for models with an `<|expand|>` token): the canvas holds only
+    the span's first m-1 tokens and `<|expand|>` ("the span goes on past here") at its last
+    position, the suffix right after, as DreamOn's expand state.
+  The server's "expand" length rule (`infill_lsp.lengths`) reads exactly these predictions.
 
 Masking (in `collate`): one ratio t per sequence, stratified over the batch; each maskable token
 becomes `<mask>` with probability t. The loss is cross-entropy on masked positions only, averaged
@@ -51,15 +58,19 @@ class ObjectiveConfig:
     max_span_tokens: int = 64
     max_fillers: int = 64  # K: fillers appended after a span, drawn from 0..K
     document_share: float = 0.5  # share of examples in document mode (dense labels)
-    known_length_share: float = 0.5  # share of infill examples whose fillers stay visible
+    known_length_share: float = 0.4  # share of infill examples whose fillers stay visible
+    too_short_share: float = 0.3  # share of untold infill examples whose canvas is too short
+    # What the editor asks most: single lines, then a few lines, then whole blocks.
     span_mix: dict[str, float] = field(
-        default_factory=lambda: {"line": 0.35, "lines": 0.2, "node": 0.25, "chars": 0.2}
+        default_factory=lambda: {"line": 0.45, "lines": 0.25, "node": 0.2, "chars": 0.1}
     )
     corruption: float = 0.0  # share of visible span tokens replaced by random tokens
     # Each language's share of the windows goes as (its share of the characters) ** language_mix:
     # 1 keeps the corpus's own mix, below 1 flattens it towards the rarer languages.
     language_mix: float = 1.0
     chars_per_window: int = 1024
+    # Role -> token text: ours, or a pretrained masked LM's own for the roles it has.
+    special_tokens: dict[str, str] = field(default_factory=lambda: dict(SPECIAL_TOKENS))
 
 
 @dataclass
@@ -103,7 +114,7 @@ class Examples:
         tokenizer.encode_special_tokens = True  # "<mask>" in source code is text, as when served
         self.config = config
         self.seed = seed
-        self.ids = token_ids(tokenizer)
+        self.ids = token_ids(tokenizer, config.special_tokens)
         self.cumulative: list[int] = []
         total = 0
         for text in texts:
@@ -194,8 +205,17 @@ class Examples:
         if len(span_ids) > min(self.config.max_span_tokens, context // 2):
             return None
         # Leave at least a quarter of the window for the context around the canvas.
-        fillers = rng.randint(0, min(self.config.max_fillers, 3 * context // 4 - len(span_ids)))
-        canvas = span_ids + [self.ids.filler] * fillers
+        most = min(self.config.max_fillers, 3 * context // 4 - len(span_ids))
+        told = bool(span_ids) and rng.random() < self.config.known_length_share
+        expand = self.ids.expand
+        short = not told and len(span_ids) >= 2 and rng.random() < self.config.too_short_share
+        if short and expand is not None:  # the first m-1 tokens, then "goes on", m < n
+            canvas = [*span_ids[: rng.randint(0, len(span_ids) - 2)], expand]
+            fillers = 0
+        else:
+            lowest = 1 if told and most >= 1 else 0
+            fillers = rng.randint(lowest, max(lowest, most))
+            canvas = span_ids + [self.ids.filler] * fillers
         laid = build_window(
             self.encode(window[:start]),
             canvas,
@@ -207,10 +227,9 @@ class Examples:
             suffix_reaches_end=at_end,
         )
         maskable = list(range(laid.span_start, laid.span_end))
-        filler_positions = maskable[len(span_ids) :]
-        if span_ids and rng.random() < self.config.known_length_share:
+        if told:
             return Example(laid.ids, maskable[: len(span_ids)], [], kind)  # fillers visible
-        return Example(laid.ids, maskable, filler_positions, kind)
+        return Example(laid.ids, maskable, maskable[len(canvas) - fillers :], kind)
 
 
 def collate(
@@ -251,9 +270,9 @@ def collate(
             visible = maskable[~masked & ~is_filler[maskable]]
             hit = visible[torch.rand(len(visible), generator=generator) < corruption]
             if len(hit):
-                noise = torch.randint(
-                    len(SPECIAL_TOKENS), vocab_size, (len(hit),), generator=generator
-                )
+                special = {*ids.non_text(), ids.filler}
+                text = torch.tensor([i for i in range(vocab_size) if i not in special])
+                noise = text[torch.randint(len(text), (len(hit),), generator=generator)]
                 input_ids[row, hit] = noise
                 positions.append(row * length + hit)
                 targets.append(clean[hit])
@@ -278,10 +297,19 @@ def encode(network: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor
     return body(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
 
+# Masked LMs' prediction heads that take hidden states to logits in one module (RoBERTa, XLM-R,
+# CamemBERT: `lm_head`; BERT: `cls`); ModernBERT's is `head` then the output embeddings.
+WHOLE_HEADS = ("lm_head", "cls")
+
+
 def head_logits(network: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """The masked LM's own head on some positions' hidden states (N, H) -> logits (N, V): the
     prediction transform where the model has one (ModernBERT's `head`), then the output
-    embeddings."""
+    embeddings; RoBERTa's `lm_head` and BERT's `cls` hold both in one module."""
+    for name in WHOLE_HEADS:
+        whole = getattr(network, name, None)
+        if isinstance(whole, torch.nn.Module):
+            return whole(hidden)  # type: ignore[no-any-return]
     transform = getattr(network, "head", None)
     if isinstance(transform, torch.nn.Module):
         hidden = transform(hidden)

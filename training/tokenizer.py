@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from infill_lsp.model import SPECIAL_TOKENS, TokenIds
+from infill_lsp.model import OPTIONAL_ROLES, SPECIAL_TOKENS, TokenIds
 
 # Pre-tokens: a newline; an identifier or keyword with at most one leading space; a number; a
 # run of punctuation with at most one leading space; a run of spaces or tabs (indentation).
@@ -60,10 +60,11 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
     return Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
 
 
-def token_ids(tokenizer: Tokenizer) -> TokenIds:
-    """The special token ids of a tokenizer trained here; ValueError when one is missing."""
-    ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
-    missing = [role for role, i in ids.items() if i is None]
+def token_ids(tokenizer: Tokenizer, names: Mapping[str, str] = SPECIAL_TOKENS) -> TokenIds:
+    """The special token ids of a tokenizer, each role found by its text in `names` (ours by
+    default; a pretrained masked LM keeps its own); ValueError when one is missing."""
+    ids = {role: tokenizer.token_to_id(text) for role, text in names.items()}
+    missing = [role for role, i in ids.items() if i is None and role not in OPTIONAL_ROLES]
     if missing:
         raise ValueError(f"tokenizer lacks special tokens: {', '.join(missing)}")
-    return TokenIds(**ids)
+    return TokenIds(**{role: i for role, i in ids.items() if i is not None})

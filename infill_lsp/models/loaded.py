@@ -31,11 +31,15 @@ class TokenIds:
     unk: int
     mask: int
     filler: int
+    # "The span goes on past the canvas": a model trained with too-short canvases predicts it
+    # at a canvas's last position (None for models that never learnt it).
+    expand: int | None = None
 
     def non_text(self) -> list[int]:
         """Ids a sampler must never produce as text (everything but the filler, which a family
         without one of its own may share with another special token)."""
-        return [i for i in (self.bos, self.eos, self.pad, self.unk, self.mask) if i != self.filler]
+        special = (self.bos, self.eos, self.pad, self.unk, self.mask, self.expand)
+        return [i for i in special if i is not None and i != self.filler]
 
 
 def head_logits(

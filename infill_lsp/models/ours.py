@@ -43,7 +43,10 @@ SPECIAL_TOKENS: dict[str, str] = {
     "unk": "<unk>",
     "mask": "<mask>",
     "filler": "<|fill|>",
+    "expand": "<|expand|>",
 }
+# Roles a model may lack: it was trained before they existed (the length rule then searches).
+OPTIONAL_ROLES = frozenset({"expand"})
 
 
 def claims(directory: Path, config: dict[str, Any]) -> bool:
@@ -57,6 +60,8 @@ def _token_ids(tokenizer: Tokenizer, metadata: dict[str, Any], directory: Path) 
     for role, default in SPECIAL_TOKENS.items():
         text = names.get(role, default) if isinstance(names, dict) else default
         token_id = tokenizer.token_to_id(text)
+        if token_id is None and role in OPTIONAL_ROLES:
+            continue
         if token_id is None:
             raise ModelError(f"{directory / 'tokenizer.json'} has no {role} token {text!r}")
         found[role] = token_id
@@ -85,7 +90,11 @@ def load(directory: Path, device: str, dtype: str) -> InfillModel:
     check_vocabulary(tokenizer.get_vocab_size(), config.vocab_size, exact=bool(metadata))
     network = load_network(directory, config, device, resolve_dtype(dtype, device))
     log.info("loaded model %s (%s, %d tokens)", directory, config.model_type, config.vocab_size)
-    return InfillModel(directory, network, tokenizer, ids, metadata, device, NAME)
+    # A model trained to say where a span ends reads its length off its own predictions.
+    defaults = {"length": "predict"} if ids.expand is not None else {}
+    return InfillModel(
+        directory, network, tokenizer, ids, metadata, device, NAME, decode_defaults=defaults
+    )
 
 
 def save(
@@ -103,18 +112,20 @@ def save(
     with atomic_directory(target) as scratch:
         network.save_pretrained(scratch, safe_serialization=True)  # type: ignore[operator]
         tokenizer.save(str(scratch / "tokenizer.json"))
-        (scratch / "tokenizer_config.json").write_text(
-            json.dumps(_tokenizer_config(), indent=2) + "\n", encoding="utf-8"
-        )
         ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
-        full = {"format": FORMAT, "special_tokens": SPECIAL_TOKENS, "token_ids": ids, **metadata}
+        ids = {role: i for role, i in ids.items() if i is not None}
+        names = {role: SPECIAL_TOKENS[role] for role in ids}
+        (scratch / "tokenizer_config.json").write_text(
+            json.dumps(_tokenizer_config(names), indent=2) + "\n", encoding="utf-8"
+        )
+        full = {"format": FORMAT, "special_tokens": names, "token_ids": ids, **metadata}
         (scratch / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         if card:
             (scratch / "README.md").write_text(card, encoding="utf-8")
     return target
 
 
-def _tokenizer_config() -> dict[str, Any]:
+def _tokenizer_config(names: dict[str, str]) -> dict[str, Any]:
     """What `AutoTokenizer` needs to load tokenizer.json with our special tokens."""
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -123,6 +134,6 @@ def _tokenizer_config() -> dict[str, Any]:
         "pad_token": SPECIAL_TOKENS["pad"],
         "unk_token": SPECIAL_TOKENS["unk"],
         "mask_token": SPECIAL_TOKENS["mask"],
-        "additional_special_tokens": [SPECIAL_TOKENS["filler"]],
+        "additional_special_tokens": [names[r] for r in ("filler", "expand") if r in names],
         "model_max_length": 1_000_000,
     }
