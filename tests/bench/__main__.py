@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--spans", type=int, help="held-out spans per kind")
         sub.add_argument("--sweep-spans", type=int, help="spans per steps-versus-quality point")
         sub.add_argument("--threads", type=int, help="torch threads, here and in the server")
+        sub.add_argument("--lines", help="latency: file sizes in lines, e.g. 500 or 100,500")
+        sub.add_argument("--canvas", help="latency: canvas sizes in tokens, e.g. 32 or 8,32")
+        sub.add_argument("--cold-starts", type=int, help="latency: fresh servers started")
+        sub.add_argument(
+            "--variants",
+            help="latency: server settings compared line by line, a JSON list such as "
+            '\'[{"contextRefresh": 1}, {"contextRefresh": 4}]\'',
+        )
     efficiency = subs.add_parser(
         "efficiency", help="training recipes at equal CPU time (not part of `all`)"
     )
@@ -140,9 +148,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = {"model": model_dir, "baseline": baseline_dir, "corpus": corpus, "out": out,
                 "seed": args.seed}  # fmt: skip
     config = RunConfig.quick_mode(**settings) if args.quick else RunConfig(**settings)
-    for name in ("requests", "spans", "sweep_spans", "threads"):
+    for name in ("requests", "spans", "sweep_spans", "threads", "cold_starts"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
+    if args.lines:
+        config.file_lines = tuple(int(x) for x in args.lines.split(","))
+    if args.canvas:
+        config.span_tokens = tuple(int(x) for x in args.canvas.split(","))
+    if args.variants:
+        config.variants = tuple(json.loads(args.variants))
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     sections = SECTIONS if args.command == "all" else (args.command,)

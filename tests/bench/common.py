@@ -44,6 +44,9 @@ class RunConfig:
     file_lines: tuple[int, ...] = (100, 500, 2000)
     presets: tuple[str, ...] = ("test", "tiny", "small", "base")
     threads: int | None = None  # torch threads here and in the server (None: torch's default)
+    # Server settings compared in the latency section, request by request on the same lines
+    # (each a dict of camelCase settings; {} is the server's defaults).
+    variants: tuple[dict[str, Any], ...] = ({},)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -185,19 +188,27 @@ def rss_mib(pid: int) -> tuple[float, float]:
 
 @contextmanager
 def count_forward_time(model: Any) -> Iterator[list[float]]:
-    """Wrap `model.logits` so each call's seconds are appended to the yielded list."""
-    original = model.logits
+    """Time every forward pass: `model.logits` and the context cache's steps (which run the
+    network's layers themselves); each call's seconds are appended to the yielded list."""
+    from infill_lsp.models.context_cache import ContextCache
+
+    original, cached = model.logits, ContextCache.__call__
     spent: list[float] = []
 
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spent.append(time.perf_counter() - start)
+    def timing(function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - start)
 
-    model.logits = timed
+        return timed
+
+    model.logits = timing(original)
+    ContextCache.__call__ = timing(cached)  # type: ignore[method-assign]
     try:
         yield spent
     finally:
         model.logits = original
+        ContextCache.__call__ = cached  # type: ignore[method-assign]

@@ -31,6 +31,7 @@ from pytest_lsp import client_capabilities
 from infill_lsp import regions
 from infill_lsp.engine import Engine
 from infill_lsp.model import InfillModel
+from infill_lsp.options import parse_settings
 from tests.bench.common import RunConfig, count_forward_time, log, median, p95, rss_mib
 
 SERVER = [sys.executable, "-m", "infill_lsp", "--log-level", "WARNING"]
@@ -49,6 +50,7 @@ class Request:
     target: str  # the line content that was blanked out
     seconds: float
     answer: str | None  # the first item's insertText (None: no item)
+    variant: str = ""  # the compared server settings it ran under (see `variant_label`)
 
 
 @dataclass
@@ -205,6 +207,18 @@ def blank_line(text: str, line: int) -> tuple[str, int, int, str]:
 Companion = Callable[[Request], dict[str, Any]]
 
 
+def variant_label(variant: dict[str, Any]) -> str:
+    """How a compared set of server settings is named in tables: `contextRefresh=4`."""
+    return ", ".join(f"{key}={value}" for key, value in variant.items()) or "defaults"
+
+
+def variant_settings(variant: dict[str, Any], variants: tuple[dict[str, Any], ...]) -> dict:
+    """`variant` with every key another variant sets and it does not set back to the server's
+    default (null), so variants never leak into each other."""
+    keys = {key for other in variants for key in other}
+    return {key: variant.get(key) for key in sorted(keys)}
+
+
 async def measure(
     config: RunConfig, files: list[tuple[str, str]], companion: Companion
 ) -> tuple[list[Request], list[dict[str, Any]], dict[str, Any]]:
@@ -216,37 +230,43 @@ async def measure(
     facts: dict[str, Any] = {}
     try:
         facts["ready_seconds"] = [await wait_ready(session)]
-        # 1. Cold start: the first completion of a fresh server.
+        # 1. Cold start: the first completion of a fresh server (the request's own time too:
+        # a server that warms up at start answers it as fast as the later ones).
         _first_label, first_text = files[0]
         open_document(session, "file:///bench/cold.py", first_text)
         line = cursor_lines(first_text, 1, config.seed)[0]
         blanked, _, column, _ = blank_line(first_text, line)
         replace_text(session, "file:///bench/cold.py", 2, blanked)
+        asked = time.perf_counter()
         await inline(session, "file:///bench/cold.py", line, column)
         facts["first_completion_seconds"] = [time.perf_counter() - session.started]
+        facts["first_request_seconds"] = [time.perf_counter() - asked]
         facts["rss_after_load_mib"] = rss_mib(session.pid)[0]
-        # 2. Warm requests: every file, every canvas size.
+        # 2. Warm requests: every file, every canvas size, each line under every variant in
+        # turn (so the variants share the machine's load alike).
         for index, (label, text) in enumerate(files):
             uri = f"file:///bench/file{index}.py"
             open_document(session, uri, text)
             version = 1
             for span in config.span_tokens:
                 log(f"server: {label}, canvas {span}")
-                await configure(session, {"maxSpanTokens": span})
                 for line in cursor_lines(text, config.requests, config.seed + span):
                     blanked, offset, column, removed = blank_line(text, line)
                     version += 1
                     replace_text(session, uri, version, blanked)
-                    started = time.perf_counter()
-                    answer = await inline(session, uri, line, column)
-                    elapsed = time.perf_counter() - started
-                    requests.append(
-                        Request(
-                            label, span, line, blanked[:offset], blanked[offset:], removed,
-                            elapsed, answer,
-                        )
-                    )  # fmt: skip
-                    companions.append(companion(requests[-1]))  # the server is idle now
+                    for variant in config.variants:
+                        settings = variant_settings(variant, config.variants)
+                        await configure(session, {"maxSpanTokens": span, **settings})
+                        started = time.perf_counter()
+                        answer = await inline(session, uri, line, column)
+                        elapsed = time.perf_counter() - started
+                        requests.append(
+                            Request(
+                                label, span, line, blanked[:offset], blanked[offset:], removed,
+                                elapsed, answer, variant_label(variant),
+                            )
+                        )  # fmt: skip
+                        companions.append(companion(requests[-1]))  # the server is idle now
         facts["rss_mib"], facts["peak_rss_mib"] = rss_mib(session.pid)
     finally:
         await stop(session)
@@ -257,21 +277,30 @@ async def measure(
             facts["ready_seconds"].append(await wait_ready(extra))
             open_document(extra, "file:///bench/cold.py", first_text)
             replace_text(extra, "file:///bench/cold.py", 2, blanked)
+            asked = time.perf_counter()
             await inline(extra, "file:///bench/cold.py", line, column)
             facts["first_completion_seconds"].append(time.perf_counter() - extra.started)
+            facts["first_request_seconds"].append(time.perf_counter() - asked)
         finally:
             await stop(extra)
     return requests, companions, facts
 
 
-def replayer(model: InfillModel) -> Companion:
-    """A companion that runs a request again on an in-process engine, forward passes timed."""
+def replayer(model: InfillModel, variants: tuple[dict[str, Any], ...] = ({},)) -> Companion:
+    """A companion that runs a request again on an in-process engine, forward passes timed,
+    under the decode settings of the request's variant."""
     engine = Engine(model)
+    overrides = {
+        variant_label(variant): parse_settings(variant)[0].decode_overrides()
+        for variant in variants
+    }
 
     def replay(request: Request) -> dict[str, Any]:
         text = request.prefix + request.suffix
         single = regions.completion_scope(text, len(request.prefix), "python") == "line"
-        options = replace(engine.options, max_span_tokens=request.span_tokens)
+        options = replace(
+            engine.options, max_span_tokens=request.span_tokens, **overrides[request.variant]
+        )
         with count_forward_time(model) as spent:
             started = time.perf_counter()
             [infill] = engine.infill(
@@ -281,7 +310,9 @@ def replayer(model: InfillModel) -> Companion:
         return {
             "engine_seconds": elapsed,
             "forward_seconds": sum(spent),
+            "forward_calls": len(spent),
             "steps": infill.steps,
+            "tokens": len(infill.confidences),
             "single_line": single,
         }
 
@@ -291,12 +322,13 @@ def replayer(model: InfillModel) -> Companion:
 def table(
     requests: list[Request], replays: list[dict[str, Any]], facts: dict[str, Any]
 ) -> dict[str, Any]:
-    """Per (file, canvas) cell: median, p95, steps and the share of time outside forwards."""
+    """Per (file, canvas, variant) cell: median, p95, steps, tokens per step and the share of
+    time outside forwards."""
     rows = []
-    cells: dict[tuple[str, int], list[int]] = {}
+    cells: dict[tuple[str, int, str], list[int]] = {}
     for index, request in enumerate(requests):
-        cells.setdefault((request.file, request.span_tokens), []).append(index)
-    for (label, span), indices in cells.items():
+        cells.setdefault((request.file, request.span_tokens, request.variant), []).append(index)
+    for (label, span, variant), indices in cells.items():
         server = [requests[i].seconds for i in indices]
         forward = [replays[i]["forward_seconds"] for i in indices]
         engine = [replays[i]["engine_seconds"] for i in indices]
@@ -305,12 +337,15 @@ def table(
             {
                 "file": label,
                 "span_tokens": span,
+                "variant": variant,
                 "requests": len(indices),
                 "median_ms": 1000 * median(server),
                 "p95_ms": 1000 * p95(server),
                 "engine_median_ms": 1000 * median(engine),
                 "forward_median_ms": 1000 * median(forward),
                 "steps_median": median([float(replays[i]["steps"]) for i in indices]),
+                "tokens_per_step": sum(replays[i]["tokens"] for i in indices)
+                / max(1, sum(replays[i]["steps"] for i in indices)),
                 "overhead_share": median(overhead),
                 "engine_overhead_share": median(
                     [max(0.0, e - f) / e for e, f in zip(engine, forward, strict=True) if e > 0]
@@ -326,6 +361,7 @@ def table(
         "rows": rows,
         "cold_start_ready_s": median(facts["ready_seconds"]),
         "cold_start_first_completion_s": median(facts["first_completion_seconds"]),
+        "first_request_ms": 1000 * median(facts["first_request_seconds"]),
         "cold_starts": len(facts["first_completion_seconds"]),
         "rss_after_load_mib": facts["rss_after_load_mib"],
         "rss_mib": facts["rss_mib"],
@@ -343,7 +379,7 @@ def run(
 
     Returns the summary table, the requests, and each request's companion measurements.
     """
-    replay = replayer(model)
+    replay = replayer(model, config.variants)
 
     def companion(request: Request) -> dict[str, Any]:
         found = replay(request)

@@ -28,10 +28,12 @@ def latency_section(latency: dict[str, Any]) -> str:
         [
             r["file"],
             str(r["span_tokens"]),
+            r.get("variant", "defaults"),
             str(r["requests"]),
             f"{r['median_ms']:.0f}",
             f"{r['p95_ms']:.0f}",
             f"{r['steps_median']:.0f}",
+            f"{r.get('tokens_per_step', float('nan')):.2f}",
             f"{r['forward_median_ms']:.0f}",
             _pct(r["overhead_share"]),
             _pct(r["engine_overhead_share"]),
@@ -40,15 +42,16 @@ def latency_section(latency: dict[str, Any]) -> str:
         for r in latency["rows"]
     ]
     table = _table(
-        ["file", "canvas tokens", "requests", "median ms", "p95 ms", "steps (median)",
-         "forward ms (median)", "server: outside forwards", "engine: outside forwards",
-         "exact line"],
+        ["file", "canvas tokens", "settings", "requests", "median ms", "p95 ms", "steps (median)",
+         "tokens per step", "forward ms (median)", "server: outside forwards",
+         "engine: outside forwards", "exact line"],
         rows,
     )  # fmt: skip
     facts = (
         f"Cold start (process start to model ready): {latency['cold_start_ready_s']:.1f} s; "
         f"to the first completion: {latency['cold_start_first_completion_s']:.1f} s "
-        f"(median of {latency['cold_starts']}). Resident memory: "
+        f"(median of {latency['cold_starts']}); the first request itself: "
+        f"{latency.get('first_request_ms', float('nan')):.0f} ms. Resident memory: "
         f"{latency['rss_after_load_mib']:.0f} MiB after loading, {latency['rss_mib']:.0f} MiB "
         f"after all requests, peak {latency['peak_rss_mib']:.0f} MiB."
     )
