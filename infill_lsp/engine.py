@@ -98,19 +98,29 @@ class Engine(Decoder):
         single_line: bool = False,
         candidates: int = 1,
         max_tokens: int | None = None,
+        length: int | None = None,
         options: DecodeOptions | None = None,
     ) -> Job[list[Infill]]:
-        """Fill the gap between prefix and suffix with text of unknown length.
+        """Fill the gap between prefix and suffix with text of unknown length (or of `length`
+        tokens, when the caller knows it: an evaluation's oracle).
 
-        The canvas holds `max_tokens` (default `max_span_tokens`) masks; fillers absorb what the
-        text does not need. single_line bans every token containing a line break.
+        The canvas holds at most `max_tokens` (default `max_span_tokens`) tokens; the length
+        rule decides how many. single_line bans every token containing a line break.
         """
         options = options or self.options
         size = options.max_span_tokens if max_tokens is None else max_tokens
         if size < 1:
             raise InputError(f"max_tokens must be at least 1, got {size}")
+        if length is not None and not 1 <= length <= size:
+            raise InputError(f"length must be between 1 and {size}, got {length}")
         results = yield from self._generate(
-            prefix, suffix, size, options, candidates=candidates, single_line=single_line
+            prefix,
+            suffix,
+            size,
+            options,
+            candidates=candidates,
+            single_line=single_line,
+            told=length,
         )
         return results
 
@@ -252,26 +262,24 @@ class Engine(Decoder):
         rounds: int = 1,
         shortest: int = 1,
         expected: int | None = None,
+        told: int | None = None,
     ) -> Job[list[Infill]]:
-        """Decode a span of at most `size` (and, searching, at least `shortest`) tokens.
+        """Decode a span of at most `size` (and, searching, at least `shortest`) tokens, or of
+        exactly `told` tokens when the length is known.
 
         With "predict" the model's own end/expand predictions give the lengths in a pass or two
         and the rows are decoded told their length. With "search" the first pass ranks every
-        length hypothesis and the
-        candidates are decoded at the best lengths, fillers forbidden (that pass is also their
-        first denoising step); when more than one row is decoded, the finished rows are ranked
-        by the pseudo-likelihood of their whole canvas, which scores where the text ends (a cut
-        thought makes a filler unlikely) as well as the text. With "fillers" one oversized
-        canvas is decoded and fillers end the span.
+        length hypothesis and the candidates are decoded at the best lengths, fillers forbidden
+        (that pass is also their first denoising step). When more than one row is decoded, the
+        finished rows are ranked by the pseudo-likelihood of their whole canvas, which scores
+        where the text ends (a cut thought makes a filler unlikely) as well as the text. With
+        "fillers" one oversized canvas is decoded and fillers end the span.
         """
         sampling = sampling_of(options)
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise InputError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
         mask, filler = self.model.ids.mask, self.model.ids.filler
-        window = self._window(prefix, [mask] * size, suffix, self._context(options))
-        device = self.model.device
-        ids = torch.tensor([window.ids], device=device)  # (1, T)
-        positions = torch.arange(window.span_start, window.span_end, device=device)  # (S,)
+        ids, positions = self._canvas(prefix, suffix, [mask] * size, options)  # (1, T), (S,)
         extra = options.temperature if options.temperature > 0 else EXTRA_CANDIDATE_TEMPERATURE
         temperatures = [options.temperature] + [extra] * (candidates - 1)
         rule = options.length
@@ -280,13 +288,19 @@ class Engine(Decoder):
                 f"the length rule 'predict' needs a model trained to say where a span ends; "
                 f"{self.model.name} was not (it has no <|expand|> token): use 'search' or 'fillers'"
             )
-        search = rule in ("search", "predict")  # decode at chosen lengths, fillers visible
+        search = told is not None or rule in ("search", "predict")  # decode at chosen lengths
         scores = [0.0] * candidates
         first_logits = None
-        if rule == "predict":
-            ids, positions, temperatures = self._at_predicted_lengths(
+        if told is not None or rule == "predict":
+            lengths = [told] * candidates if told is not None else self._predicted_lengths(
                 prefix, suffix, size, options, candidates, single_line, shortest, expected
-            )
+            )  # fmt: skip
+            ids, positions = self._told_rows(prefix, suffix, lengths, options)
+            # a row repeating a length already decoded is a sample, not the greedy answer again
+            temperatures = [
+                extra if length in lengths[:row] else options.temperature
+                for row, length in enumerate(lengths)
+            ]
         elif search:
             chosen = choose_lengths(
                 self.model.logits,
@@ -344,7 +358,7 @@ class Engine(Decoder):
                 found[text] = Infill(text, confidences, result.steps, score)
         return sorted(found.values(), key=lambda infill: -infill.score)[:candidates]
 
-    def _at_predicted_lengths(
+    def _predicted_lengths(
         self,
         prefix: str,
         suffix: str,
@@ -354,24 +368,14 @@ class Engine(Decoder):
         single_line: bool,
         shortest: int,
         expected: int | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-        """Rows to decode at the lengths the model predicts (`lengths.predict_lengths`), each
-        told its length: masks up to it, then visible fillers (at least one, as in training).
-
-        Returns (B, T) rows, (D,) their canvas columns and each row's temperature."""
+    ) -> list[int]:
+        """One length per candidate row, as the model predicts them (`lengths.predict_lengths`):
+        the likeliest first; rows beyond the lengths asked for repeat them in turn."""
         ids = self.model.ids
         assert ids.expand is not None
-        context = self._context(options)
-        device = self.model.device
-
-        def window_of(canvas: int) -> tuple[torch.Tensor, torch.Tensor]:
-            window = self._window(prefix, [ids.mask] * canvas, suffix, context)
-            columns = torch.arange(window.span_start, window.span_end, device=device)
-            return torch.tensor([window.ids], device=device), columns
-
         guess = predict_lengths(
             self.model.logits,
-            window_of,
+            lambda canvas: self._canvas(prefix, suffix, [ids.mask] * canvas, options),
             size=size,
             first=size if expected is not None else PROBE_TOKENS,
             mask_id=ids.mask,
@@ -379,17 +383,32 @@ class Engine(Decoder):
             expand_id=ids.expand,
             end_ids=self._line_break_ids() if single_line else (),
             shortest=shortest,
-            rows=min(candidates, options.lengths_decoded) if candidates > 1 else 1,
+            rows=min(candidates, options.lengths_decoded),
         )
-        lengths = [guess.lengths[r % len(guess.lengths)] for r in range(candidates)]
-        rows, columns = window_of(max(lengths) + 1)
-        rows = rows.repeat(candidates, 1)  # (B, T)
+        return [guess.lengths[row % len(guess.lengths)] for row in range(candidates)]
+
+    def _told_rows(
+        self, prefix: str, suffix: str, lengths: list[int], options: DecodeOptions
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows told their length, as training tells it: masks up to it, then visible fillers
+        (at least one, so a told canvas never looks like an untold one).
+
+        Returns (B, T) rows and (D,) their canvas columns."""
+        mask, filler = self.model.ids.mask, self.model.ids.filler
+        ids, columns = self._canvas(prefix, suffix, [mask] * (max(lengths) + 1), options)
+        rows = ids.repeat(len(lengths), 1)  # (B, T)
         for row, length in enumerate(lengths):
-            rows[row, columns[length:]] = ids.filler
-        extra = options.temperature if options.temperature > 0 else EXTRA_CANDIDATE_TEMPERATURE
-        repeats = [r >= len(guess.lengths) for r in range(candidates)]
-        temperatures = [extra if repeat else options.temperature for repeat in repeats]
-        return rows, columns, temperatures
+            rows[row, columns[length:]] = filler
+        return rows, columns
+
+    def _canvas(
+        self, prefix: str, suffix: str, span_ids: list[int], options: DecodeOptions
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A (1, T) window holding `span_ids` between prefix and suffix, and its (S,) columns."""
+        window = self._window(prefix, span_ids, suffix, self._context(options))
+        device = self.model.device
+        columns = torch.arange(window.span_start, window.span_end, device=device)
+        return torch.tensor([window.ids], device=device), columns
 
     def _fill_together(
         self, pieces: list[str], options: DecodeOptions
@@ -407,10 +426,8 @@ class Engine(Decoder):
             span_ids += self._encode(piece) + canvas
         if len(span_ids) + 2 > context:
             return None
-        window = self._window(pieces[0], span_ids, pieces[-1], context)
+        ids, columns = self._canvas(pieces[0], pieces[-1], span_ids, options)  # (1, T), (C,)
         device = self.model.device
-        ids = torch.tensor([window.ids], device=device)  # (1, T)
-        columns = torch.arange(window.span_start, window.span_end, device=device)
         positions = columns[ids[0, columns] == mask]  # (S,) the holes' canvases, in order
         size = options.max_span_tokens
         runs = torch.arange(positions.numel(), device=device) // size  # (S,) hole of each

@@ -145,7 +145,7 @@ def predict_lengths(
     ends = sorted({filler_id, *end_ids})
     for passes in range(1, MOST_PROBES + 1):
         ids, positions = window_of(canvas)
-        logits = logits_fn(ids, positions)[0].float()  # (S, V)
+        logits = logits_fn(ids, positions)[0].float().clone()  # (S, V), writable
         logits[:, mask_id] = -math.inf
         probs = torch.softmax(logits, dim=-1)  # (S, V)
         chances = length_distribution(probs[:, ends].sum(dim=-1), float(probs[-1, expand_id]))

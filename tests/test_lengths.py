@@ -8,6 +8,7 @@ doublings need, and the engine must decode at it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,28 @@ def test_predict_on_a_model_without_expand_says_what_to_use(
     monkeypatch.setattr(model, "ids", model.ids.__class__(**{**vars(model.ids), "expand": None}))
     with pytest.raises(InputError, match="'search' or 'fillers'"):
         Engine(model).infill("a = ", "\n", options=DecodeOptions(length="predict"))
+
+
+def test_a_told_length_is_decoded_without_probing(
+    model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The oracle path: masks up to the told length, a visible filler after, no length pass."""
+    shown: list[torch.Tensor] = []
+    original = model.logits
+
+    def logits(batch: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        shown.append(batch.clone())
+        return original(batch, positions)
+
+    monkeypatch.setattr(model, "logits", logits)
+    options = DecodeOptions(steps=4, max_span_tokens=48, context_tokens=128)
+    for rule in ("predict", "search", "fillers"):
+        shown.clear()
+        engine = Engine(model, replace(options, length=rule))
+        [result] = engine.infill("total = ", "\nprint(total)\n", length=7)
+        first = shown[0]
+        assert int((first == model.ids.mask).sum()) == 7, rule
+        assert int((first == model.ids.filler).sum()) == 1, rule
+        assert len(result.confidences) == 7
+    with pytest.raises(InputError, match="length must be between 1 and 48"):
+        Engine(model, options).infill("a", "b", length=49)

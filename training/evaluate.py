@@ -2,12 +2,12 @@
 
 Reports masked-token accuracy at fixed mask ratios, and infill exact match for single lines,
 multi-line spans of 2-8 lines and syntax-node spans, each with the span length unknown to the
-model (decoded by the engine's length rule, as the server does) and with the oracle length (a
-canvas of exactly the right size, fillers forbidden), and how often the unknown-length answer is
-a correct start: non-empty and the beginning of the true text, which a person accepting ghost
-text word by word can use even when it is not the whole span. Spans are drawn by character
-offsets from a fixed seed, so two models (even with different tokenizers) are compared on the
-same work.
+model (decoded by the engine's length rule, as the server does) and with the oracle length (the
+canvas told its size as training tells it); how often the unknown-length answer has exactly
+the right number of tokens; how often it is a correct start: non-empty and the beginning of the
+true text, which a person accepting ghost text word by word can use even when it is not the
+whole span; and all of it per length bucket. Spans are drawn by character offsets from a fixed
+seed, so two models (even with different tokenizers) are compared on the same work.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ MAX_SPAN_CHARS = {"line": 100, "lines": 300, "node": 300}
 CANVAS_TOKENS = {"line": 32, "lines": 96, "node": 96}
 # A person's span: from the indentation to the line's end; multi-line syntax nodes only.
 SPAN_RULES = SpanRules(max_node_chars=MAX_SPAN_CHARS["node"], multiline_nodes=True)
-BANNED = 1e9  # a filler penalty that forbids fillers (oracle length)
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class EvalConfig:
     steps: int = 16
     context: int = 256
     oracle: bool = True
-    length: str = "search"  # the engine's length rule for unknown lengths: "search" | "fillers"
+    length: str | None = None  # the engine's length rule for unknown lengths (None: the model's)
     lengths_decoded: int = DecodeOptions.lengths_decoded  # searching: lengths decoded and compared
     mask_ratios: tuple[float, ...] = (0.15, 0.5, 0.9)
     accuracy_windows: int = 64
@@ -137,13 +136,15 @@ def evaluate(
 ) -> dict[str, Any]:
     """The full quality report of `model` on held-out `texts`."""
     started = time.monotonic()
-    base = DecodeOptions(
+    base = replace(
+        Engine(model).options,  # as the model decodes best, unless the config says otherwise
         steps=config.steps,
         context_tokens=config.context,
         seed=config.seed,
-        length=config.length,
         lengths_decoded=config.lengths_decoded,
     )
+    if config.length is not None:
+        base = replace(base, length=config.length)
     engine = Engine(model, base)
     report: dict[str, Any] = {"config": asdict(config)}
     if config.accuracy_windows:
@@ -164,8 +165,13 @@ def _infill_scores(
 ) -> dict[str, Any]:
     single = kind == "line"
     totals = {"exact": 0, "normalized": 0, "starts": 0, "oracle_exact": 0, "oracle_normalized": 0}
+    totals["length_right"] = 0
+    buckets: dict[str, dict[str, int]] = {}
     passes = tokens = 0
     for span in spans:
+        length = len(engine.model.encode(span.target))
+        bucket = buckets.setdefault(length_bucket(length), dict.fromkeys(totals, 0) | {"spans": 0})
+        before = dict(totals)
         [guess] = engine.infill(
             span.prefix,
             span.suffix,
@@ -176,24 +182,46 @@ def _infill_scores(
         totals["exact"] += guess.text == span.target
         totals["normalized"] += normalize(guess.text) == normalize(span.target)
         totals["starts"] += correct_start(guess.text, span.target)
+        totals["length_right"] += len(engine.model.encode(guess.text)) == length
         passes += guess.steps
         tokens += max(1, len(guess.confidences))
-        if oracle:
-            length = len(engine.model.encode(span.target))
-            # One canvas of exactly the right length, no filler: nothing to search.
-            options = replace(base, filler_penalty=BANNED, max_span_tokens=length, length="fillers")
+        if oracle and length:
+            # Told the length as training tells it: masks up to it, a visible filler after.
             [exact] = engine.infill(
-                span.prefix, span.suffix, single_line=single, max_tokens=length, options=options
+                span.prefix,
+                span.suffix,
+                single_line=single,
+                max_tokens=CANVAS_TOKENS[kind],
+                length=length,
+                options=base,
             )
             totals["oracle_exact"] += exact.text == span.target
             totals["oracle_normalized"] += normalize(exact.text) == normalize(span.target)
+        bucket["spans"] += 1
+        for key, value in totals.items():
+            bucket[key] += value - before[key]
     count = max(1, len(spans))
     scores: dict[str, Any] = {"spans": len(spans)}
     scores.update(
         {k: round(v / count, 4) for k, v in totals.items() if oracle or "oracle" not in k}
     )
     scores["forward_passes_per_token"] = round(passes / max(1, tokens), 3)
+    scores["by_length"] = {
+        name: {k: v if k == "spans" else round(v / b["spans"], 4) for k, v in b.items()}
+        for name, b in sorted(buckets.items(), key=lambda item: LENGTH_BUCKETS.index(item[0]))
+    }
     return scores
+
+
+LENGTH_BUCKETS = ("1-4", "5-8", "9-16", "17-32", "33+")  # the target's tokens
+
+
+def length_bucket(tokens: int) -> str:
+    """Which LENGTH_BUCKETS entry a span of `tokens` tokens falls in."""
+    for name in LENGTH_BUCKETS[:-1]:
+        if tokens <= int(name.split("-")[1]):
+            return name
+    return LENGTH_BUCKETS[-1]
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -215,6 +243,8 @@ def format_report(report: dict[str, Any]) -> str:
         )
         if "starts" in s:
             line += f", correct start {100 * s['starts']:.1f}%"
+        if "length_right" in s:
+            line += f", length right {100 * s['length_right']:.1f}%"
         if "oracle_exact" in s:
             line += (
                 f"; oracle length: exact {100 * s['oracle_exact']:.1f}%, "
