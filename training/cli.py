@@ -149,10 +149,13 @@ def _finetune(args: argparse.Namespace) -> None:
 
     from .corpus import build_corpus, load_corpus
     from .evaluate import EvalConfig, evaluate, format_report
-    from .train import train
+    from .train import check_startable, diffusion_start, train
 
     out = writable(Path(args.out))
-    base = load_model(None if args.base == "default" else args.base)
+    source = args.init or args.base or "default"
+    # float32 weights: the loop multiplies in bf16 where the hardware has it, never stores it
+    base = load_model(None if source == "default" else source, dtype="float32")
+    check_startable(base)
     with tempfile.TemporaryDirectory(prefix="infill-corpus-") as scratch:
         corpus_dir = Path(scratch) / "corpus"
         report = build_corpus([Path(args.repo)], corpus_dir, heldout_percent=args.heldout_percent)
@@ -164,12 +167,17 @@ def _finetune(args: argparse.Namespace) -> None:
         eval_config = EvalConfig(spans=args.eval_spans, kinds=("line",))
         before = evaluate(base, heldout["text"], heldout["language"], eval_config)
         print("before:\n" + format_report(before))
+        network, tokenizer, names = diffusion_start(base)
         config = train_config(args)
-        network = base.network
+        config = replace(config, objective=replace(config.objective, special_tokens=names))
+        check_recipe(network, config)
+        metadata = {**base.metadata, "finetuned_from": _model_name(source)}
+        if base.family != "ours":  # its own tokens for the roles it has: recorded for loading
+            ids = {role: tokenizer.token_to_id(text) for role, text in names.items()}
+            metadata.update(special_tokens=names, token_ids=ids)
         state = train(
-            network, base.tokenizer, corpus["train"]["text"], corpus["train"]["language"],
-            config, out, metadata={**base.metadata, "finetuned_from": _model_name(args.base)},
-            progress=not args.quiet,
+            network, tokenizer, corpus["train"]["text"], corpus["train"]["language"],
+            config, out, metadata=metadata, progress=not args.quiet,
         )  # fmt: skip
         tuned = load_model(out)
         after = evaluate(tuned, heldout["text"], heldout["language"], eval_config)
@@ -177,6 +185,21 @@ def _finetune(args: argparse.Namespace) -> None:
         print(
             f"fine-tuned on {state.tokens:,} tokens in {state.seconds / 60:.1f} min; model at {out}"
         )
+
+
+def check_recipe(network, config) -> None:  # (torch.nn.Module, TrainConfig)
+    """UsageError when the options ask what this network cannot do (before any training)."""
+    from .train import usable_positions
+
+    limit = usable_positions(network)
+    if config.objective.context > limit:
+        raise UsageError(f"--context {config.objective.context} is more than this model's {limit}")
+    if network.config.model_type != "modernbert":
+        kind = network.config.model_type
+        if config.route > 0:
+            raise UsageError(f"--route works on ModernBERT layers, not {kind}'s")
+        if config.optimizer == "muon":
+            raise UsageError(f"--optimizer muon knows ModernBERT's layers, not {kind}'s")
 
 
 def _model_name(base: str) -> str:
@@ -341,7 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     finetune = subs.add_parser("finetune", help="fine-tune a model on a codebase")
     finetune.add_argument("--repo", required=True, help="the codebase")
-    finetune.add_argument("--base", default="default", help="'default' or a model directory")
+    start = finetune.add_mutually_exclusive_group()
+    start.add_argument("--base", help="'default' (the default) or one of our model directories")
+    start.add_argument(
+        "--init",
+        metavar="DIR",
+        help="start from a Hugging Face masked-LM folder (RoBERTa, BERT, ModernBERT... with "
+        "model.safetensors and tokenizer.json) or one of our model directories",
+    )
     finetune.add_argument("--out", required=True)
     finetune.add_argument("--heldout-percent", type=int, default=10)
     finetune.add_argument("--eval-spans", type=int, default=200)

@@ -30,12 +30,14 @@ from tqdm import tqdm
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 from transformers.utils import logging as hf_logging
 
-from infill_lsp.model import atomic_directory, save_model
+from infill_lsp.model import SPECIAL_TOKENS, InfillModel, atomic_directory, save_model
+from infill_lsp.models.masked_lm import NUMBERS_AROUND_PADS
 
 from .card import model_card
 from .objective import Batch, Example, Examples, ObjectiveConfig, collate, masked_loss
 from .routing import Route, routed_encoder
 from .tokenizer import token_ids
+from .vocab import add_special_tokens
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +248,90 @@ def resumable_network(where: Path) -> tuple[torch.nn.Module, Tokenizer]:
     return ModernBertForMaskedLM(config), Tokenizer.from_file(str(tokenizer_file))
 
 
+# The roles a pretrained masked LM brings its own tokens for (by id: its embeddings learnt them).
+OWN_ROLES = ("bos", "eos", "pad", "unk", "mask")
+
+
+def diffusion_start(model: InfillModel) -> tuple[torch.nn.Module, Tokenizer, dict[str, str]]:
+    """A loaded model made ready for the masked-diffusion objective: its network, its tokenizer
+    and the text of each special-token role (`ObjectiveConfig.special_tokens`).
+
+    One of ours is ready as it is. A Hugging Face masked LM keeps its own start, end, pad,
+    unknown and mask tokens and gets ours that it lacks (the filler...) appended to its tokenizer
+    with new embedding rows, started as the mean token; its vocabulary is then sized to the
+    tokenizer exactly, as our format pairs them (rows past a tokenizer are never produced by it).
+    Other families are refused with TrainingError.
+    """
+    check_startable(model)
+    if model.family == "ours":
+        recorded = model.metadata.get("special_tokens")
+        return model.network, model.tokenizer, {**SPECIAL_TOKENS, **(recorded or {})}
+    network: Any = model.network
+    tokenizer = model.tokenizer
+    names = dict(SPECIAL_TOKENS)
+    for role in OWN_ROLES:
+        text = tokenizer.id_to_token(getattr(model.ids, role))
+        if text is None:
+            raise TrainingError(f"{model.directory}: its {role} token is not in tokenizer.json")
+        names[role] = text
+    known = tokenizer.get_vocab_size()
+    rows = network.get_input_embeddings().weight.shape[0]
+    added = add_special_tokens(network, tokenizer, [names[r] for r in names if r not in OWN_ROLES])
+    size = tokenizer.get_vocab_size()
+    if network.get_input_embeddings().weight.shape[0] != size:
+        network.resize_token_embeddings(size, mean_resizing=False)
+    # Added tokens that landed on rows the model had but its tokenizer never used start as the
+    # mean token too (the rows grown past the old size were started so by the resize).
+    reused = [i for i in (tokenizer.token_to_id(name) for name in added) if i is not None]
+    _start_as_mean(network, [i for i in reused if i < rows], known)
+    log.info("added %s to %s; vocabulary %d -> %d", added, model.directory, known, size)
+    return network, tokenizer, names
+
+
+# Modules whose presence says the loss (`objective.head_logits`) knows the model's head.
+KNOWN_HEADS = ("lm_head", "cls", "head")
+
+
+def check_startable(model: InfillModel) -> None:
+    """TrainingError unless `diffusion_start` can make the model ready (ours, or a masked LM
+    whose prediction head the loss knows)."""
+    if model.family not in ("ours", "masked-lm"):
+        raise TrainingError(
+            f"{model.directory} holds a {model.family} model; fine-tuning starts from a masked "
+            "LM (RoBERTa, BERT, ModernBERT...) or one of ours"
+        )
+    if not any(isinstance(getattr(model.network, n, None), torch.nn.Module) for n in KNOWN_HEADS):
+        raise TrainingError(
+            f"{model.directory}: the loss knows the prediction heads of RoBERTa, XLM-R, BERT "
+            f"and ModernBERT, not {type(model.network).__name__}'s"
+        )
+
+
+@torch.no_grad()
+def _start_as_mean(network: Any, ids: list[int], known: int) -> None:
+    """Set the embedding and output rows (and output bias) of `ids` to the mean of the first
+    `known` rows."""
+    if not ids:
+        return
+    inputs = network.get_input_embeddings().weight
+    output = network.get_output_embeddings()
+    inputs[ids] = inputs[:known].mean(0)
+    if output.weight is not inputs:
+        output.weight[ids] = output.weight[:known].mean(0)
+    if getattr(output, "bias", None) is not None:
+        output.bias[ids] = output.bias[:known].mean()
+
+
+def usable_positions(network: torch.nn.Module) -> int:
+    """How many tokens a window of the network may hold (RoBERTa-like models number positions
+    from after their pad id, so their table holds that many fewer)."""
+    config: Any = network.config
+    limit = int(getattr(config, "max_position_embeddings", 512))
+    if config.model_type in NUMBERS_AROUND_PADS:
+        limit -= int(config.pad_token_id) + 1
+    return limit
+
+
 def load_checkpoint(
     where: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> TrainState:
@@ -294,7 +380,7 @@ class Trainer:
         self.tokenizer = tokenizer
         self.config = config
         self.objective = objective
-        self.ids = token_ids(tokenizer)
+        self.ids = token_ids(tokenizer, config.objective.special_tokens)
         self.examples = objective.examples(
             texts, languages, tokenizer, config.objective, config.seed
         )
