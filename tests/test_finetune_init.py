@@ -112,6 +112,10 @@ def test_finetune_from_a_masked_lm_folder_then_fill(
     for role in ("bos", "eos", "pad", "unk", "mask"):  # the model's own tokens, by their ids
         assert getattr(tuned.ids, role) == getattr(before.ids, role), role
     assert tuned.tokenizer.id_to_token(tuned.ids.filler) == SPECIAL_TOKENS["filler"]
+    # transformers' AutoTokenizer reads the same tokens from the folder
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["mask_token"] == before.tokenizer.id_to_token(before.ids.mask)
+    assert config["pad_token"] == before.tokenizer.id_to_token(before.ids.pad)
     assert tuned.vocab_size == tuned.tokenizer.get_vocab_size()
     recipe = tuned.metadata["recipe"]
     assert recipe["steps"] > 0 and recipe["tokens_seen"] >= 1500

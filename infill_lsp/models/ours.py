@@ -112,9 +112,11 @@ def save(
     with atomic_directory(target) as scratch:
         network.save_pretrained(scratch, safe_serialization=True)  # type: ignore[operator]
         tokenizer.save(str(scratch / "tokenizer.json"))
-        ids = {role: tokenizer.token_to_id(text) for role, text in SPECIAL_TOKENS.items()}
+        # A pretrained masked LM fine-tuned here keeps its own texts for the roles it had.
+        given = {**SPECIAL_TOKENS, **(metadata.get("special_tokens") or {})}
+        ids = {role: tokenizer.token_to_id(text) for role, text in given.items()}
         ids = {role: i for role, i in ids.items() if i is not None}
-        names = {role: SPECIAL_TOKENS[role] for role in ids}
+        names = {role: given[role] for role in ids}
         (scratch / "tokenizer_config.json").write_text(
             json.dumps(_tokenizer_config(names), indent=2) + "\n", encoding="utf-8"
         )
@@ -129,11 +131,7 @@ def _tokenizer_config(names: dict[str, str]) -> dict[str, Any]:
     """What `AutoTokenizer` needs to load tokenizer.json with our special tokens."""
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": SPECIAL_TOKENS["bos"],
-        "eos_token": SPECIAL_TOKENS["eos"],
-        "pad_token": SPECIAL_TOKENS["pad"],
-        "unk_token": SPECIAL_TOKENS["unk"],
-        "mask_token": SPECIAL_TOKENS["mask"],
+        **{f"{r}_token": names[r] for r in ("bos", "eos", "pad", "unk", "mask") if r in names},
         "additional_special_tokens": [names[r] for r in ("filler", "expand") if r in names],
         "model_max_length": 1_000_000,
     }
