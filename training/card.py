@@ -8,12 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from infill_lsp.model import METADATA_FILE
+from infill_lsp.model import METADATA_FILE, SPECIAL_TOKENS
 
 ABOUT = """A ModernBERT-style bidirectional encoder trained from scratch by infill-lsp's own
 training code with an absorbing-state masked-diffusion objective (mask ratio t ~ U(0, 1),
 loss averaged over masked tokens, document and infill modes, filler tokens for spans of
-unknown length). It fills, rewrites and revises code and text between a prefix and a suffix.
+unknown length, and, from version 7, canvases of the wrong size: fillers where a span has ended
+and `<|expand|>` where it goes on past the canvas, so the model itself says how long a span is).
+It fills, rewrites and revises code and text between a prefix and a suffix.
 """.replace("\n", " ").strip()
 KIND_NAMES = {"line": "single line", "lines": "2-8 lines", "node": "syntax node"}
 
@@ -30,19 +32,35 @@ def evaluation_table(report: dict[str, Any]) -> list[str]:
         cells = ", ".join(f"t = {ratio}: {_percent(value)}" for ratio, value in accuracy.items())
         lines += [f"Masked-token accuracy (one forward pass, argmax): {cells}.", ""]
     lines += [
-        "| span | spans | exact | whitespace-normalized | correct start | oracle length: exact | "
-        "oracle: normalized | forward passes / token |",
-        "|---|---|---|---|---|---|---|---|",
+        "| span | spans | exact | whitespace-normalized | correct start | length right "
+        "| oracle length: exact | oracle: normalized | forward passes / token |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, name in KIND_NAMES.items():
         if kind in report:
             s = report[kind]
             lines.append(
                 f"| {name} | {s['spans']} | {_percent(s['exact'])} | {_percent(s['normalized'])} "
-                f"| {_percent(s.get('starts'))} | {_percent(s.get('oracle_exact'))} "
-                f"| {_percent(s.get('oracle_normalized'))} "
+                f"| {_percent(s.get('starts'))} | {_percent(s.get('length_right'))} "
+                f"| {_percent(s.get('oracle_exact'))} | {_percent(s.get('oracle_normalized'))} "
                 f"| {s['forward_passes_per_token']} |"
             )
+    for kind, name in KIND_NAMES.items():
+        buckets = report.get(kind, {}).get("by_length")
+        if buckets:
+            lines += [
+                "",
+                f"{name.capitalize()} by the true span's length in tokens:",
+                "",
+                "| tokens | spans | exact | length right | correct start | oracle length: exact |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {bucket} | {b['spans']} | {_percent(b['exact'])} "
+                f"| {_percent(b.get('length_right'))} | {_percent(b.get('starts'))} "
+                f"| {_percent(b.get('oracle_exact'))} |"
+                for bucket, b in buckets.items()
+            ]
     config = report.get("config", {})
     if config:
         lines += [
@@ -80,7 +98,8 @@ def model_card(metadata: dict[str, Any]) -> str:
         if isinstance(recipe.get("parameters"), int)
         else "- parameters: see config.json",
         "- tokenizer: byte-level BPE with code-aware pre-tokenization (indentation runs, "
-        "newlines), lossless on any text; special tokens `<s> </s> <pad> <unk> <mask> <|fill|>`",
+        "newlines), lossless on any text; special tokens "
+        + " ".join(f"`{t}`" for t in (metadata.get("special_tokens") or SPECIAL_TOKENS).values()),
         f"- tokens seen: {recipe.get('tokens_seen', 0):,} ({recipe.get('steps', 0):,} steps)",
         f"- training time: {hours:.2f} hours on 2 CPU cores{_cpu_hours(recipe)}",
         "- final training loss (nats per masked unit, smoothed): "

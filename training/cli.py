@@ -86,8 +86,12 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
             context=args.context,
             corruption=args.corruption,
             document_share=args.document_share,
-            known_length_share=args.known_length_share,
             language_mix=args.language_mix,
+            **{
+                name: getattr(args, name)
+                for name in ("known_length_share", "too_short_share")
+                if getattr(args, name) is not None
+            },
         ),
     )
 
@@ -297,8 +301,14 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
     sub.add_argument(
         "--known-length-share",
         type=_share,
-        default=0.5,
-        help="share of infill windows whose fillers stay visible (the length is told)",
+        help="share of infill windows whose fillers stay visible (the length is told; "
+        "default: the objective's)",
+    )
+    sub.add_argument(
+        "--too-short-share",
+        type=_share,
+        help="share of untold infill windows whose canvas is too short, so the model learns to "
+        "say expand (default: the objective's)",
     )
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument(
@@ -398,8 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--length",
         choices=LENGTH_RULES,
-        default="search",
-        help="how an unknown span length is found (the server's default: search)",
+        help="how an unknown span length is found (default: the model's own, as the server)",
     )
     evaluate.add_argument(
         "--lengths-decoded",

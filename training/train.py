@@ -380,6 +380,8 @@ class Trainer:
         self.tokenizer = tokenizer
         self.config = config
         self.objective = objective
+        if objective is DIFFUSION:  # a model from before `<|expand|>` grows a row for it
+            add_special_tokens(network, tokenizer, [SPECIAL_TOKENS["expand"]])
         self.ids = token_ids(tokenizer, config.objective.special_tokens)
         self.examples = objective.examples(
             texts, languages, tokenizer, config.objective, config.seed
