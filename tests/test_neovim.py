@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_selection_commands import build_stubborn_model
+
 PLUGIN = Path(__file__).resolve().parent.parent / "editor-clients" / "neovim"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
 
@@ -80,11 +82,14 @@ def test_neovim_unit(nvim: str, tmp_path: Path) -> None:
 
 
 def test_neovim_against_real_server(nvim: str, tmp_path: Path, tiny_model_dir: Path) -> None:
-    """Ghost text, accept, dismiss, rewrite + undo, revise, fill holes, checkhealth: real server."""
+    """Ghost text, accept, dismiss, rewrite + undo, a character-wise rewrite, revise, fill holes,
+    checkhealth: real server (and a model that writes "x" everywhere, for certain rewrites)."""
+    stubborn, _ = build_stubborn_model(tmp_path / "x-model", "x")
     env = isolated_env(
         tmp_path,
         INFILL_SERVER_CMD=json.dumps([sys.executable, "-m", "infill_lsp"]),
         INFILL_MODEL_PATH=str(tiny_model_dir),
+        INFILL_STUBBORN_MODEL_PATH=str(stubborn),
     )
     passed, failed, output = run_lua_tests(nvim, "e2e", env, timeout=900)
     assert failed == 0, output

@@ -127,7 +127,11 @@ function Editor:open(path, lines)
     client._infill_test_wrapped = true
     local request = client.request
     _G.infill_test_requests = {}
+    _G.infill_test_commands = {}
     client.request = function(self, method, params, handler, bufnr)
+      if method == 'workspace/executeCommand' then
+        table.insert(_G.infill_test_commands, vim.deepcopy(params))
+      end
       if method == 'textDocument/inlineCompletion' and handler then
         local inner = handler
         local record = { uri = params.textDocument.uri, line = params.position.line, sent = vim.uv.hrtime() }
@@ -238,6 +242,14 @@ local function editor(name)
         threads = 1, debounceMs = 0,
       } })
     ]])
+  elseif name == 'stubborn' then
+    -- A model that writes "x" at every position (INFILL_STUBBORN_MODEL_PATH): any rewrite of an
+    -- expression is an identifier, which parses, so the parse guard never hides what was changed.
+    editors[name] = Editor.start(name, SCREEN .. [[
+      vim.lsp.config('infill', { cmd = cmd, init_options = {
+        modelPath = vim.env.INFILL_STUBBORN_MODEL_PATH, candidates = 1, threads = 1,
+      } })
+    ]])
   elseif name == 'builtin' then
     editors[name] = Editor.start(name, SCREEN .. [[
       require('infill').setup({ cmd = cmd, settings = { model_path = model }, inline = 'builtin' })
@@ -256,12 +268,12 @@ local function editor(name)
   return editors[name]
 end
 
-local function case(name, run)
-  table.insert(cases, {
-    name = name,
-    run = run,
-    skip = not (server_cmd and model_path) and 'INFILL_SERVER_CMD / INFILL_MODEL_PATH not set' or nil,
-  })
+local function case(name, run, needs)
+  local skip = not (server_cmd and model_path) and 'INFILL_SERVER_CMD / INFILL_MODEL_PATH not set' or nil
+  if not skip and needs and not vim.env[needs] then
+    skip = needs .. ' not set'
+  end
+  table.insert(cases, { name = name, run = run, skip = skip })
 end
 
 case(':checkhealth infill starts the server and reports the model loaded', function()
@@ -551,6 +563,63 @@ case(':InfillRevise and :InfillStatus answer through the real server', function(
   end
   local status = nvim:lua('return vim.api.nvim_exec2("InfillStatus", { output = true }).output')
   assert(status:find('ready', 1, true), 'status says ready: ' .. status)
+end)
+
+-- `item.price * item.quantity` (bytes 17-43 of line 4), selected character-wise.
+local PRICES = {
+  'def total(items):',
+  '    total = 0',
+  '    for item in items:',
+  '        total += item.price * item.quantity',
+  '    return total',
+}
+
+--- Select bytes 17-43 of line 4 of PRICES character-wise in `file` and :InfillRewrite them;
+--- check the range sent and the text outside it. Returns the outcome, the text before, and what
+--- stands where the selection was.
+local function rewrite_selected_characters(nvim, file)
+  nvim:open(file, PRICES)
+  local before = nvim:snapshot()
+  nvim:lua('_G.infill_test_done = nil; _G.infill_test_commands = {}; vim.cmd("messages clear")')
+  nvim:input('4G18|v43|:InfillRewrite<CR>')
+  local done = nvim:wait_for('the rewrite of ' .. file, 'return _G.infill_test_done')
+  local sent = nvim:lua('return _G.infill_test_commands')
+  eq(1, #sent, 'commands sent')
+  local selection = { start = { line = 3, character = 17 }, ['end'] = { line = 3, character = 43 } }
+  eq(selection, sent[1].arguments[1].range, 'the range sent is the selection')
+  local after = nvim:snapshot()
+  local offset = #table.concat(PRICES, '\n', 1, 3) + 1 + 17
+  local head, tail = before.text:sub(1, offset), before.text:sub(offset + 27)
+  eq(head, after.text:sub(1, #head), file .. ': text before the selection')
+  eq(tail, after.text:sub(-#tail), file .. ': text after the selection')
+  return done.outcome, before.text, after.text:sub(#head + 1, #after.text - #tail)
+end
+
+case(':InfillRewrite of a character-wise selection in code rewrites exactly those characters', function()
+  -- Certain on a model that writes "x": the server before issue 25 widened the selection to the
+  -- whole statement and replaced `total += ` too.
+  local outcome, _, written = rewrite_selected_characters(editor('stubborn'), 'stubborn.py')
+  eq('applied', outcome, 'rewrite outcome')
+  assert(written:match('^x+$'), 'the selection became the model\'s text: ' .. written)
+end, 'INFILL_STUBBORN_MODEL_PATH')
+
+case(':InfillRewrite on a character-wise selection changes only the selected characters', function()
+  -- On the random model: in plain text (no grammar, no parse guard) the rewrite lands; in Python
+  -- its text may not parse, and then nothing changes and the server says why.
+  local nvim = editor('default')
+  for _, file in ipairs({ 'prices.txt', 'prices.py' }) do
+    local outcome, before, written = rewrite_selected_characters(nvim, file)
+    if file == 'prices.txt' then
+      eq('applied', outcome, 'plain text rewrite outcome')
+      assert(written ~= 'item.price * item.quantity', 'the rewrite changed the selection')
+    elseif outcome == 'unchanged' then
+      eq(before, nvim:snapshot().text, 'no edit, no change')
+      local messages = nvim:lua('return vim.api.nvim_exec2("messages", { output = true }).output')
+      assert(messages:find('nothing changed', 1, true), 'the server said why nothing changed: ' .. messages)
+    else
+      eq('applied', outcome, 'python rewrite outcome')
+    end
+  end
 end)
 
 case('builtin (inline = "builtin"): ghost text, <Tab>, and only the current buffer asks', function()
