@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pygls.protocol import default_converter
 
@@ -130,9 +130,10 @@ typing = st.tuples(
     st.integers(0, 3),  # characters removed
 )
 pause = st.tuples(st.just("pause"), st.sampled_from([0.0, 0.02, 0.08, 0.2]))
+settle = st.tuples(st.just("settle"))  # wait until every command sent so far is answered
 reopen = st.tuples(st.just("reopen"))
 session = st.lists(
-    st.one_of(command, command, typing, typing, pause, reopen), min_size=2, max_size=8
+    st.one_of(command, command, typing, typing, pause, settle, reopen), min_size=2, max_size=8
 )
 
 
@@ -173,10 +174,18 @@ def run_session(editor: Editor, steps: list[tuple[Any, ...]]) -> Tracker:
                 editor.open(uri, "# reopened\n" + text)
         if step[0] == "pause":
             time.sleep(step[1])
+        elif step[0] == "settle":  # outside the lock: applying an edit takes it
+            sent = {item.msg_id for item in tracker.pending}
+            assert editor.wait_for(lambda sent=sent: sent <= editor.responses.keys(), 120)
     answers = [(item, editor.wait(item.msg_id, 120)) for item in tracker.pending]
     for item, answer in answers:
         if "error" in answer:
             assert answer["error"]["code"] == CONTENT_MODIFIED, answer
+            continue
+        if item.dead:
+            # Answered before the server saw the file close: an edit for the closed file, whose
+            # reopening is version 1 again. Only the client knows which opening it asked about,
+            # so it drops the answer (the Neovim plugin by its changedtick).
             continue
         if not item.apply:
             with editor._docs_lock:
@@ -197,6 +206,10 @@ def run_session(editor: Editor, steps: list[tuple[Any, ...]]) -> Tracker:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=session)
+# A command answered before the file is closed and reopened (the reopening is version 1 again,
+# like the version the answer carries): the edit belongs to the closed file. This example made
+# the test fail whenever a session happened to finish a command before a reopen.
+@example(steps=[("command", REWRITE, 0, 1, False), ("settle",), ("reopen",)])
 def test_no_edit_lands_on_text_it_was_not_computed_from(
     editor: Editor, steps: list[tuple[Any, ...]]
 ) -> None:
