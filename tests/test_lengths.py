@@ -176,3 +176,20 @@ def test_a_told_length_is_decoded_without_probing(
         assert len(result.confidences) == 7
     with pytest.raises(InputError, match="length must be between 1 and 48"):
         Engine(model, options).infill("a", "b", length=49)
+
+
+def test_a_model_records_how_it_decodes_best(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`decode` in infill.json (picked by measurement at training time) sets the model's own
+    defaults; a setting the engine does not know is refused when loading."""
+    import json
+    import shutil
+
+    from infill_lsp.errors import ModelError
+
+    copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    metadata = json.loads((copy / "infill.json").read_text())
+    (copy / "infill.json").write_text(json.dumps({**metadata, "decode": {"length": "search"}}))
+    assert Engine(load_model(copy)).options.length == "search"
+    (copy / "infill.json").write_text(json.dumps({**metadata, "decode": {"lenght": "search"}}))
+    with pytest.raises(ModelError, match="unknown settings"):
+        load_model(copy)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from infill_lsp.models.files import (
 )
 from infill_lsp.models.loaded import InfillModel, TokenIds
 from infill_lsp.models.masked_lm import check_vocabulary, load_network, masked_lm_config
+from infill_lsp.options import DecodeOptions
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +92,22 @@ def load(directory: Path, device: str, dtype: str) -> InfillModel:
     check_vocabulary(tokenizer.get_vocab_size(), config.vocab_size, exact=bool(metadata))
     network = load_network(directory, config, device, resolve_dtype(dtype, device))
     log.info("loaded model %s (%s, %d tokens)", directory, config.model_type, config.vocab_size)
-    # A model trained to say where a span ends reads its length off its own predictions.
-    defaults = {"length": "predict"} if ids.expand is not None else {}
     return InfillModel(
-        directory, network, tokenizer, ids, metadata, device, NAME, decode_defaults=defaults
-    )
+        directory, network, tokenizer, ids, metadata, device, NAME,
+        decode_defaults=_decode_defaults(metadata, ids, directory),
+    )  # fmt: skip
+
+
+def _decode_defaults(metadata: dict[str, Any], ids: TokenIds, directory: Path) -> dict[str, Any]:
+    """How this model decodes best: `decode` in its metadata (picked by measurement when it was
+    trained), else the length rule its tokens allow (a model trained to say where a span ends
+    reads the length off its own predictions)."""
+    recorded = metadata.get("decode", {})
+    known = {item.name for item in fields(DecodeOptions)}
+    if not isinstance(recorded, dict) or set(recorded) - known:
+        raise ModelError(f"{directory / METADATA_FILE}: 'decode' holds unknown settings")
+    defaults = {"length": "predict"} if ids.expand is not None else {}
+    return {**defaults, **recorded}
 
 
 def save(
