@@ -9,6 +9,7 @@ narrow a rewrite to the part that really changed. Knows nothing of LSP or the mo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import AnyStr
 
 CLOSERS = frozenset(")]}>\"'`;,:")
 
@@ -72,17 +73,36 @@ def shape_insertion(text: str, prefix: str, suffix: str, single_line: bool) -> I
     return Insertion(text, replace)
 
 
+def common_ends(old: AnyStr, new: AnyStr) -> tuple[int, int]:
+    """The lengths of the longest common prefix and suffix of `old` and `new`, not overlapping
+    (halving slices: a whole-file change costs a few comparisons, not a Python loop per char)."""
+    limit = min(len(old), len(new))
+    low, high = 0, limit
+    while low < high:  # the longest n with old[:n] == new[:n]
+        middle = (low + high + 1) // 2
+        if old[:middle] == new[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    lead = low
+    low, high = 0, limit - lead
+    while low < high:  # the longest n with equal last n, within what the prefix left
+        middle = (low + high + 1) // 2
+        if old[len(old) - middle :] == new[len(new) - middle :]:
+            low = middle
+        else:
+            high = middle - 1
+    return lead, low
+
+
 def changed_span(old: str, new: str) -> tuple[int, int, str]:
     """The smallest edit turning `old` into `new`: (start, end) in `old` and the new text."""
-    lead = 0
-    limit = min(len(old), len(new))
-    while lead < limit and old[lead] == new[lead]:
-        lead += 1
-    trail = 0
+    lead, trail = common_ends(old, new)
     if 0 < lead < len(old) and old[lead - 1 : lead + 1] == "\r\n":
         lead -= 1  # an LSP position cannot sit between "\r" and "\n"
-    while trail < limit - lead and old[-1 - trail] == new[-1 - trail]:
-        trail += 1
+        limit = min(len(old), len(new))
+        while trail < limit - lead and old[-1 - trail] == new[-1 - trail]:
+            trail += 1  # the prefix gave one character back
     end = len(old) - trail
     if 0 < end < len(old) and old[end - 1 : end + 1] == "\r\n":
         trail -= 1

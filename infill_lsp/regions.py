@@ -21,6 +21,8 @@ from itertools import accumulate
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
+from infill_lsp.postprocess import common_ends
+
 # LSP languageId -> grammar name. Ids listed in NO_GRAMMAR_IDS mean "plain text" on purpose.
 LANGUAGE_IDS = {
     "python": "python",
@@ -155,13 +157,7 @@ def introduces_error(before: str, after: str, language: str | None) -> bool:
     if not found:
         return False
     old, new = before.encode("utf-8", "surrogatepass"), after.encode("utf-8", "surrogatepass")
-    lead = 0
-    limit = min(len(old), len(new))
-    while lead < limit and old[lead] == new[lead]:
-        lead += 1
-    trail = 0
-    while trail < limit - lead and old[-1 - trail] == new[-1 - trail]:
-        trail += 1
+    lead, trail = common_ends(old, new)
     old_end, shift = len(old) - trail, len(new) - len(old)
     known = set()
     for start, end in _error_spans(before, language):

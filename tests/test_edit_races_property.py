@@ -268,3 +268,30 @@ def test_a_moved_span_holds_the_same_text(
         assert document is documents.get(uri) and document.text == current
         assert current[start + shift : end + shift] == text[start:end]
     assert (moved is None) == touched
+
+
+# --- the common ends the server derives a whole-text change from ---------------------------------
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    old=st.text(alphabet="ab\r\n", max_size=12),
+    new=st.text(alphabet="ab\r\n", max_size=12),
+    as_bytes=st.booleans(),
+)
+def test_common_ends_are_the_longest_that_do_not_overlap(
+    old: str, new: str, as_bytes: bool
+) -> None:
+    """`postprocess.common_ends` on str or bytes: the longest common prefix, then the longest
+    common suffix of what the prefix leaves of the shorter text ("aa" -> "aaa" is (2, 0))."""
+    from infill_lsp.postprocess import common_ends
+
+    a: Any = old.encode() if as_bytes else old
+    b: Any = new.encode() if as_bytes else new
+    lead, trail = common_ends(a, b)
+    assert a[:lead] == b[:lead] and (lead == min(len(a), len(b)) or a[lead] != b[lead])
+    assert lead + trail <= min(len(a), len(b))
+    assert a[len(a) - trail :] == b[len(b) - trail :]
+    grown = trail + 1
+    assert lead + grown > min(len(a), len(b)) or a[len(a) - grown] != b[len(b) - grown]
+    assert common_ends("aa", "aaa") == (2, 0) and common_ends(b"aab", b"ab") == (1, 1)

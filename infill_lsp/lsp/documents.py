@@ -16,6 +16,7 @@ from functools import cached_property
 from lsprotocol import types
 
 from infill_lsp.lsp.positions import UTF16, LineIndex, check_span
+from infill_lsp.postprocess import common_ends
 
 log = logging.getLogger(__name__)
 
@@ -89,31 +90,9 @@ class Document:
             made = Change(start, end, len(change.text))
         else:
             text = change.text
-            lead, trail = _common_ends(self.text, text)
+            lead, trail = common_ends(self.text, text)
             made = Change(lead, len(self.text) - trail, len(text) - lead - trail)
         return replace(self, text=text, revision=self.revision + 1), made
-
-
-def _common_ends(old: str, new: str) -> tuple[int, int]:
-    """The lengths of the longest common prefix and suffix of `old` and `new`, not overlapping
-    (halving slices: a whole-file change costs a few string comparisons, not a Python loop)."""
-    limit = min(len(old), len(new))
-    low, high = 0, limit
-    while low < high:  # the longest n with old[:n] == new[:n]
-        middle = (low + high + 1) // 2
-        if old[:middle] == new[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    lead = low
-    low, high = 0, limit - lead
-    while low < high:
-        middle = (low + high + 1) // 2
-        if old[len(old) - middle :] == new[len(new) - middle :]:
-            low = middle
-        else:
-            high = middle - 1
-    return lead, low
 
 
 class Documents:
