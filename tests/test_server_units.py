@@ -114,7 +114,7 @@ def test_length_setting_reaches_the_decode_options():
     settings, problems = parse_settings({"length": "guess"})
     assert (
         settings.length is None
-        and "infill.length must be one of 'search', 'fillers'" in problems[0]
+        and "infill.length must be one of 'predict', 'search', 'fillers'" in problems[0]
     )
 
 
@@ -137,7 +137,7 @@ def test_settings_schema_names_every_setting_with_its_default_and_bounds():
         "maximum": 1.0,
     }
     assert schema["steps"]["default"] == 16 and schema["steps"]["type"] == "integer"
-    assert schema["length"]["enum"] == ["search", "fillers"]
+    assert schema["length"]["enum"] == ["predict", "search", "fillers"]
     assert schema["debounceMs"]["default"] == Settings().debounce_ms
     assert schema["languages"] == {**schema["languages"], "type": "array", "default": []}
     # every key the schema names is accepted by the parser, and nothing else is
