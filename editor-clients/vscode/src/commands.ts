@@ -17,10 +17,26 @@ const TITLES: Record<ServerCommandName, string> = {
 
 const CONTENT_MODIFIED = -32801; // the server's answer when the file changed under the command
 
+const DOING: Record<ServerCommandName, string> = { rewrite: "rewriting", revise: "revising", fillHoles: "filling holes" };
+
 /** The one message for an edit dropped because the file changed while the command ran. */
 function changedWhile(name: ServerCommandName): string {
-  const doing = { rewrite: "rewriting", revise: "revising", fillHoles: "filling holes" }[name];
-  return `infill: the file changed while ${doing}; nothing applied.`;
+  return `infill: the file changed while ${DOING[name]}; nothing applied.`;
+}
+
+/** The message for an edit dropped because the file was closed (maybe reopened) while it ran. */
+function closedWhile(name: ServerCommandName): string {
+  return `infill: the file was closed while ${DOING[name]}; nothing applied.`;
+}
+
+/**
+ * Whether `document` is still the one open for its URI. Closing a file marks its TextDocument
+ * closed; reopening it gives a new object whose version restarts, so an unchanged version alone
+ * does not prove the text is the one the edit was computed from.
+ */
+function stillOpen(document: vscode.TextDocument): boolean {
+  const uri = document.uri.toString();
+  return !document.isClosed && vscode.workspace.textDocuments.find((open) => open.uri.toString() === uri) === document;
 }
 
 let nextToken = 0;
@@ -79,11 +95,17 @@ export async function runServerCommand(
       void vscode.window.setStatusBarMessage(`infill: ${TITLES[name].toLowerCase()}: no change`, 3000);
       return;
     }
+    // Converted first, so that nothing awaited lies between the checks and applyEdit.
+    const converted = await client.protocol2CodeConverter.asWorkspaceEdit(edit);
+    if (!stillOpen(document)) {
+      void vscode.window.showWarningMessage(closedWhile(name));
+      return;
+    }
     if (document.version !== version) {
       void vscode.window.showWarningMessage(changedWhile(name));
       return;
     }
-    await vscode.workspace.applyEdit(await client.protocol2CodeConverter.asWorkspaceEdit(edit));
+    await vscode.workspace.applyEdit(converted);
   } catch (error) {
     if ((error as { code?: number } | null)?.code === CONTENT_MODIFIED) {
       void vscode.window.showWarningMessage(changedWhile(name));

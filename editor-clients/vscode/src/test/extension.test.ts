@@ -15,7 +15,7 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, test } from "node:test";
-import { CancellationTokenSource, InlineCompletionList, StandIn, install, type TextDocumentLike } from "./vscodeStandIn";
+import { CancellationTokenSource, InlineCompletionList, Selection, StandIn, install, type TextDocumentLike } from "./vscodeStandIn";
 
 const python = process.env.INFILL_PYTHON;
 const modelPath = process.env.INFILL_MODEL_PATH;
@@ -183,6 +183,47 @@ test("the suggest-widget fallback stays off unless infill.completionFallback is 
   const answer = (await ask()) as { items?: unknown[] } | unknown[] | null;
   const items = Array.isArray(answer) ? answer : answer?.items ?? [];
   assert.ok(items.length >= 1, `on: infill items: ${JSON.stringify(answer)}`);
+});
+
+test("rewrite applies its edit, but not to a file closed (and reopened) while the server worked", { skip }, async () => {
+  await activate(working());
+  const path = "/work/add.py";
+  const selection = new Selection(1, 0, 1, "    total = a".length);
+  const rewrite = async (doc: TextDocumentLike): Promise<void> => {
+    standIn.showEditor(doc, selection);
+    await standIn.commands.get("infill.rewriteSelection")!();
+  };
+  const first = standIn.open(path, "python", SOURCE);
+  await ready();
+  // Untouched: the edit lands (so the refusals below are not an edit that never came).
+  await rewrite(first);
+  assert.equal(standIn.appliedEdits.length, 1, `one edit applied: ${JSON.stringify(standIn.messages)}`);
+  assert.notEqual(first.text, SOURCE, "the rewrite changed the file");
+  standIn.close(first);
+
+  // Closed and reopened with the same text once the answer is in, before it is applied: a new
+  // document whose version equals the one the command started from.
+  const second = standIn.open(path, "python", SOURCE);
+  let reopened: (TextDocumentLike & { text: string }) | undefined;
+  let reopenedVersion = -1;
+  standIn.afterProgress = () => {
+    standIn.close(second);
+    reopened = standIn.open(path, "python", SOURCE);
+    reopenedVersion = reopened.version;
+  };
+  await rewrite(second);
+  assert.ok(reopened !== undefined, "the document was reopened while the command ran");
+  assert.equal(reopenedVersion, second.version, "same version: the version check alone cannot tell");
+  assert.equal(standIn.appliedEdits.length, 1, "no edit applied to the reopened file");
+  assert.equal(reopened.text, SOURCE);
+  const refusal = "infill: the file was closed while rewriting; nothing applied.";
+  assert.deepEqual(standIn.messages.filter((m) => m.kind !== "info"), [{ kind: "warning", text: refusal }]);
+
+  // Closed and left closed: nothing applied either (VS Code would open it from disk to apply it).
+  standIn.afterProgress = () => standIn.close(reopened!);
+  await rewrite(reopened);
+  assert.equal(standIn.appliedEdits.length, 1, "no edit applied to the closed file");
+  assert.deepEqual(standIn.messages.filter((m) => m.kind !== "info"), [{ kind: "warning", text: refusal }, { kind: "warning", text: refusal }]);
 });
 
 test("the Python extension's interpreter without infill_lsp: one clear message, no loop; selecting another recovers", { skip }, async () => {

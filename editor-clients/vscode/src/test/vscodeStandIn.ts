@@ -142,6 +142,31 @@ export class InlineCompletionList {
   constructor(public items: InlineCompletionItem[]) {}
 }
 
+export class TextEdit {
+  constructor(
+    public range: Range,
+    public newText: string,
+  ) {}
+}
+
+/** Text edits by document, as the client's converter builds them (set) and applyEdit reads them. */
+export class WorkspaceEdit {
+  private readonly byUri = new Map<string, [Uri, TextEdit[]]>();
+  set(uri: Uri, edits: (TextEdit | [TextEdit, unknown])[]): void {
+    this.byUri.set(uri.toString(), [uri, edits.map((edit) => (Array.isArray(edit) ? edit[0] : edit))]);
+  }
+  replace(uri: Uri, range: Range, newText: string): void {
+    const [, edits] = this.byUri.get(uri.toString()) ?? [uri, []];
+    this.set(uri, [...edits, new TextEdit(range, newText)]);
+  }
+  entries(): [Uri, TextEdit[]][] {
+    return [...this.byUri.values()];
+  }
+  get size(): number {
+    return this.byUri.size;
+  }
+}
+
 export class CompletionItem {
   constructor(
     public label: string,
@@ -178,7 +203,7 @@ const UNMODELLED_NAMES = (
   "InlineValueVariableLookup LinkedEditingRanges Location MarkdownString NotebookCellKind ParameterInformation RelativePattern " +
   "SelectionRange SemanticTokens SemanticTokensEdit SemanticTokensEdits SignatureHelp SignatureHelpTriggerKind " +
   "SignatureInformation SnippetString SnippetTextEdit SymbolInformation SymbolKind SymbolTag TabInputCustom TabInputNotebook " +
-  "TabInputText TabInputTextDiff TextEdit TypeHierarchyItem WorkspaceEdit"
+  "TabInputText TabInputTextDiff TypeHierarchyItem"
 ).split(" ");
 
 /** A class for any other name the client touches (CompletionItem, CodeLens, Diagnostic, ...). */
@@ -289,6 +314,10 @@ export class StandIn {
   readonly documents: (TextDocumentLike & { text: string })[] = [];
   readonly statusItems: { text: string; tooltip: string }[] = [];
   readonly log: string[] = [];
+  /** Every workspace.applyEdit call, in order (applied to the document then open for its URI). */
+  readonly appliedEdits: WorkspaceEdit[] = [];
+  /** Runs once a withProgress task has finished, before withProgress resolves (then cleared). */
+  afterProgress: (() => unknown) | undefined;
   readonly onOpen = new EventEmitter<TextDocumentLike>();
   readonly onChange = new EventEmitter<unknown>();
   readonly onClose = new EventEmitter<TextDocumentLike>();
@@ -337,6 +366,9 @@ export class StandIn {
     this.commands.clear();
     this.log.length = 0;
     this.selectedPython = undefined;
+    this.appliedEdits.length = 0;
+    this.afterProgress = undefined;
+    this.module.window.activeTextEditor = undefined;
   }
 
   /** Open a document (fires onDidOpenTextDocument). */
@@ -345,6 +377,39 @@ export class StandIn {
     this.documents.push(doc);
     this.onOpen.fire(doc);
     return doc;
+  }
+
+  /** Close a document as VS Code does: the object stays, marked closed (fires onDidCloseTextDocument). */
+  close(doc: TextDocumentLike & { text: string }): void {
+    doc.isClosed = true;
+    this.documents.splice(this.documents.indexOf(doc), 1);
+    this.onClose.fire(doc);
+  }
+
+  /** Make `doc` the active editor's document, with `selection` selected. */
+  showEditor(doc: TextDocumentLike, selection: Selection): void {
+    this.module.window.activeTextEditor = { document: doc, selection, selections: [selection] };
+  }
+
+  /** workspace.applyEdit: record it, and apply its text edits to the documents open now. */
+  private applyEdit(edit: WorkspaceEdit): boolean {
+    this.appliedEdits.push(edit);
+    for (const [uri, edits] of edit.entries()) {
+      const doc = this.documents.find((open) => open.uri.toString() === uri.toString());
+      if (doc === undefined) {
+        continue; // VS Code would open the file from disk; the record above is what tests check
+      }
+      const old = doc.text;
+      const offsets = edits.map((e) => [doc.offsetAt(e.range.start), doc.offsetAt(e.range.end), e.newText] as const);
+      for (const [start, end, newText] of [...offsets].sort((a, b) => b[0] - a[0])) {
+        doc.text = doc.text.slice(0, start) + newText + doc.text.slice(end);
+      }
+      doc.version += 1;
+      const lines = old.split("\n");
+      const range = new Range(0, 0, lines.length - 1, lines[lines.length - 1]!.length);
+      this.onChange.fire({ document: doc, contentChanges: [{ range, rangeOffset: 0, rangeLength: old.length, text: doc.text }], reason: undefined });
+    }
+    return true;
   }
 
   /** Type `text` at the end of `line` (fires onDidChangeTextDocument with an incremental change). */
@@ -452,6 +517,8 @@ export class StandIn {
       InlineCompletionList,
       CompletionItem,
       CompletionList,
+      TextEdit,
+      WorkspaceEdit,
       CodeActionKind,
       InlineCompletionTriggerKind: { Invoke: 0, Automatic: 1 },
       CompletionTriggerKind: { Invoke: 0, TriggerCharacter: 1, TriggerForIncompleteCompletions: 2 },
@@ -481,7 +548,7 @@ export class StandIn {
         onDidCloseNotebookDocument: noEvent,
         onDidSaveNotebookDocument: noEvent,
         createFileSystemWatcher: () => ({ onDidCreate: noEvent, onDidChange: noEvent, onDidDelete: noEvent, dispose: () => undefined }),
-        applyEdit: () => Promise.resolve(true),
+        applyEdit: (edit: WorkspaceEdit) => Promise.resolve(this.applyEdit(edit)),
       },
       window: {
         showErrorMessage: record("error"),
@@ -494,8 +561,13 @@ export class StandIn {
           this.statusItems.push(item);
           return item;
         },
-        withProgress: (_options: unknown, task: (progress: unknown, token: unknown) => unknown) =>
-          Promise.resolve(task({ report: () => undefined }, new CancellationTokenSource().token)),
+        withProgress: async (_options: unknown, task: (progress: unknown, token: unknown) => unknown) => {
+          const result = await task({ report: () => undefined }, new CancellationTokenSource().token);
+          const after = this.afterProgress;
+          this.afterProgress = undefined;
+          await after?.();
+          return result;
+        },
         activeTextEditor: undefined,
         visibleTextEditors: [],
         onDidChangeActiveTextEditor: noEvent,
