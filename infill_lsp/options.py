@@ -66,7 +66,9 @@ class DecodeOptions:
     unlikely_below: float = math.log(0.2)
     # Denoising steps per full pass over the window: the steps between run over the span only,
     # attending to the context's keys and values cached at the last full pass (1: no cache).
-    context_refresh: int = 1
+    # 4 measured on the v6 model: told-length lines 1069 -> 593 ms median, 17/98 exact either
+    # way; unknown-length lines 5/59 exact either way (BENCHMARKS.md, issue 18).
+    context_refresh: int = 4
 
 
 DECODE_DEFAULTS = DecodeOptions()

@@ -247,8 +247,9 @@ def test_length_search_ranks_every_length_then_decodes_the_best(
 ) -> None:
     spy = Spy(model, monkeypatch)
     options = DecodeOptions(
-        steps=4, max_span_tokens=10, context_tokens=128, length="search", lengths_decoded=1
-    )
+        steps=4, max_span_tokens=10, context_tokens=128, length="search", lengths_decoded=1,
+        context_refresh=1,  # every step a full pass the spy sees
+    )  # fmt: skip
     [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
     ranking, decoding = spy.windows[0], spy.windows[1:]
     columns = (ranking == model.ids.mask).sum(dim=1).tolist()
@@ -299,7 +300,9 @@ def test_the_fillers_rule_decodes_one_oversized_canvas(
     engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = Spy(model, monkeypatch)
-    options = DecodeOptions(steps=4, max_span_tokens=10, context_tokens=128, length="fillers")
+    options = DecodeOptions(
+        steps=4, max_span_tokens=10, context_tokens=128, length="fillers", context_refresh=1
+    )  # every step a full pass the spy sees
     [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
     assert spy.windows[0].shape[0] == 1 and int((spy.windows[0] == model.ids.mask).sum()) == 10
     assert result.steps == len(spy.windows) <= options.steps

@@ -2,8 +2,9 @@
 
 Between two denoising steps only the canvas (the span's positions) changes; the prefix and
 suffix tokens around it change only through what they attend to, a little. So, as Fast-dLLM's
-dual cache does, a refresh step runs the whole window and keeps every layer's keys and values
-of the context positions; the steps after it run the layers for the canvas positions only:
+dual cache does, a refresh step is the model's own forward pass over the whole window
+(`model.logits`), and keeps every layer's keys and values of the context positions on the way
+(read off its fused QKV projection); the steps after it run the layers for the canvas only:
 their queries, keys and values are fresh, the context's keys and values are the cached ones. A
 step then costs the canvas's share of the window (32 of 256 positions for an inline line) plus
 attention over the whole window. The cache is refreshed every `refresh_every` steps, and
@@ -87,23 +88,21 @@ class ContextCache:
         config = network.config
         self._types: list[str] = list(config.layer_types)
         self._window = int(config.local_attention) // 2  # ModernBERT's half window
+        self._head_dim = int(config.hidden_size) // int(config.num_attention_heads)
 
     @torch.inference_mode()
     def __call__(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         ids = ids.to(self.model.device)
         positions = positions.to(ids.device)
-        if positions.numel() == 0:
-            return self.model.logits(ids, positions)
-        if self._since_refresh >= self.refresh_every or not self._still_valid(ids, positions):
-            hidden = self._refresh(ids, positions)
-            self.full_passes += 1
+        if (
+            positions.numel() == 0
+            or self._since_refresh >= self.refresh_every
+            or not self._still_valid(ids, positions)
+        ):
             self._since_refresh = 1
-        else:
-            hidden = self._canvas_step(ids)
-            self.canvas_passes += 1
-            self._since_refresh += 1
-        network = self._network
-        return network.decoder(network.head(hidden)).float()  # (B, S, V)
+            return self._refresh(ids, positions)
+        self._since_refresh += 1
+        return self._cached_logits(ids)
 
     def _still_valid(self, ids: torch.Tensor, positions: torch.Tensor) -> bool:
         """Whether the cache belongs to this window: same shape, canvas and context tokens."""
@@ -122,23 +121,41 @@ class ContextCache:
         return (queries[:, None] - keys[None, :]).abs() <= self._window
 
     def _refresh(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """The full forward pass, keeping the context's keys and values. Returns the canvas's
-        final hidden states (B, S, H)."""
+        """The model's own forward pass (`model.logits`, exact), each layer's fused QKV
+        projection read on the way to keep the context's keys and values. (B, S, V)."""
         body = self._body
-        columns = torch.arange(ids.shape[1], device=ids.device)  # (T,)
-        context = torch.ones(ids.shape[1], dtype=torch.bool, device=ids.device)  # (T,)
+        projections: list[torch.Tensor] = []  # per layer (B, T, 3 * heads * D)
+        hooks = [
+            layer.attn.Wqkv.register_forward_hook(
+                lambda _module, _inputs, output: projections.append(output)
+            )
+            for layer in body.layers
+        ]
+        try:
+            logits = self.model.logits(ids, positions)  # (B, S, V)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        self.full_passes += 1
+        if positions.numel() == 0 or len(projections) != len(self._types):
+            self._cached = None  # nothing to cache (or not this network's layers): full passes
+            return logits
+        from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+
+        batch, width = ids.shape
+        columns = torch.arange(width, device=ids.device)  # (T,)
+        context = torch.ones(width, dtype=torch.bool, device=ids.device)  # (T,)
         context[positions] = False
-        hidden = body.embeddings(input_ids=ids)  # (B, T, H)
-        rotary = {kind: body.rotary_emb(hidden, columns[None], kind) for kind in set(self._types)}
+        kinds = set(self._types)
+        rotary = {kind: body.rotary_emb(projections[0], columns[None], kind) for kind in kinds}
         keys: list[torch.Tensor] = []
         values: list[torch.Tensor] = []
-        for layer, kind in zip(body.layers, self._types, strict=True):
-            cos, sin = rotary[kind]
-            query, key, value = self._project(layer, hidden, cos, sin)  # (B, heads, T, D) each
-            keys.append(key[:, :, context])
-            values.append(value[:, :, context])
-            mask = self._mask(kind, columns, columns)
-            hidden = self._finish(layer, hidden, query, key, value, mask)
+        for qkv, kind in zip(projections, self._types, strict=True):
+            qkv = qkv.view(batch, width, 3, -1, self._head_dim)[:, context]  # (B, C, 3, h, D)
+            _, key, value = qkv.transpose(1, 3).unbind(dim=2)  # (B, h, C, D) each
+            cos, sin = (part[:, context] for part in rotary[kind])
+            keys.append(apply_rotary_pos_emb(key, key, cos, sin, unsqueeze_dim=1)[1])
+            values.append(value)
         seen = torch.cat([columns[context], positions])  # key columns of a canvas step
         self._cached = _Cached(
             ids.clone(),
@@ -147,9 +164,16 @@ class ContextCache:
             keys,
             values,
             {kind: (cos[:, positions], sin[:, positions]) for kind, (cos, sin) in rotary.items()},
-            {kind: self._mask(kind, positions, seen) for kind in rotary},
+            {kind: self._mask(kind, positions, seen) for kind in kinds},
         )
-        return body.final_norm(hidden[:, positions])  # (B, S, H)
+        return logits
+
+    def _cached_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """A cached step: the canvas's layers, then the prediction head. (B, S, V) float32."""
+        network = self._network
+        logits = network.decoder(network.head(self._canvas_step(ids))).float()
+        self.canvas_passes += 1
+        return logits
 
     def _canvas_step(self, ids: torch.Tensor) -> torch.Tensor:
         """The layers over the canvas columns only, attending to the cached context."""
