@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -284,18 +283,4 @@ def _build_engine(path: str | None, device: str, family: str, dtype: str) -> Eng
     from infill_lsp.engine import Engine
     from infill_lsp.model import load_model
 
-    engine = Engine(load_model(path, device, family, dtype))
-    _warm_up(engine)
-    return engine
-
-
-def _warm_up(engine: Engine) -> None:
-    """One small inline completion before the model is announced ready: torch's first passes
-    (thread pool, kernel choice, buffers) and the line-break table are slow once, and the
-    user's first completion should not pay for them."""
-    started = time.perf_counter()
-    try:
-        engine.infill("def add(a, b):\n    return ", "\n", single_line=True)
-    except Exception as error:  # a real request reports what is wrong; loading goes on
-        log.warning("warm-up completion failed: %s", error)
-    log.info("warm-up completion: %.2f s", time.perf_counter() - started)
+    return Engine(load_model(path, device, family, dtype))

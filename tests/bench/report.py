@@ -51,7 +51,8 @@ def latency_section(latency: dict[str, Any]) -> str:
         f"Cold start (process start to model ready): {latency['cold_start_ready_s']:.1f} s; "
         f"to the first completion: {latency['cold_start_first_completion_s']:.1f} s "
         f"(median of {latency['cold_starts']}); the first request itself: "
-        f"{latency.get('first_request_ms', float('nan')):.0f} ms. Resident memory: "
+        f"{latency.get('first_request_ms', float('nan')):.0f} ms, the same request asked again "
+        f"warm: {latency.get('first_request_warm_ms', float('nan')):.0f} ms. Resident memory: "
         f"{latency['rss_after_load_mib']:.0f} MiB after loading, {latency['rss_mib']:.0f} MiB "
         f"after all requests, peak {latency['peak_rss_mib']:.0f} MiB."
     )
