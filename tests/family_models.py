@@ -63,7 +63,9 @@ def build_roberta(out: Path, seed: int = 0, shard: bool = False) -> Path:
     return out
 
 
-def build_modernbert(out: Path, seed: int = 0) -> Path:
+def build_modernbert(out: Path, seed: int = 0, spare_rows: int = 0) -> Path:
+    """A ModernBERT masked LM; `spare_rows` vocabulary rows past its tokenizer, as the published
+    ones have."""
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
     torch.manual_seed(seed)
@@ -71,7 +73,7 @@ def build_modernbert(out: Path, seed: int = 0) -> Path:
     tokenizer = train_tokenizer(list(roles.values()))
     ids = {role: tokenizer.token_to_id(text) for role, text in roles.items()}
     config = ModernBertConfig(
-        vocab_size=tokenizer.get_vocab_size(), max_position_embeddings=512,
+        vocab_size=tokenizer.get_vocab_size() + spare_rows, max_position_embeddings=512,
         pad_token_id=ids["pad"], cls_token_id=ids["cls"], sep_token_id=ids["sep"],
         bos_token_id=ids["cls"], eos_token_id=ids["sep"], local_attention=64, **SIZES,
     )  # fmt: skip

@@ -23,13 +23,7 @@ from infill_lsp.engine import Engine
 from infill_lsp.model import SPECIAL_TOKENS, load_model
 from infill_train.objective import head_logits
 from infill_train.train import diffusion_start
-from tests.family_models import (
-    SIZES,
-    build_dream,
-    build_roberta,
-    train_tokenizer,
-    write_tokenizer,
-)
+from tests.family_models import build_dream, build_modernbert, build_roberta
 
 CODE = '''\
 def area_{i}(width, height):
@@ -51,24 +45,6 @@ class Counter{i}:
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def build_padded_modernbert(out: Path, seed: int = 0) -> Path:
-    """A ModernBERT whose vocabulary has rows past its tokenizer, as the published ones do."""
-    from transformers import ModernBertConfig, ModernBertForMaskedLM
-
-    torch.manual_seed(seed)
-    roles = {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "unk": "[UNK]", "mask": "[MASK]"}
-    tokenizer = train_tokenizer(list(roles.values()))
-    ids = {role: tokenizer.token_to_id(text) for role, text in roles.items()}
-    config = ModernBertConfig(
-        vocab_size=tokenizer.get_vocab_size() + 8, max_position_embeddings=512,
-        pad_token_id=ids["pad"], cls_token_id=ids["cls"], sep_token_id=ids["sep"],
-        bos_token_id=ids["cls"], eos_token_id=ids["sep"], local_attention=64, **SIZES,
-    )  # fmt: skip
-    ModernBertForMaskedLM(config).save_pretrained(out, safe_serialization=True)
-    write_tokenizer(out, tokenizer, roles)
-    return out
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("init")
@@ -79,7 +55,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "repo": repo,
         "roberta": build_roberta(base / "roberta"),
-        "modernbert": build_padded_modernbert(base / "modernbert"),
+        "modernbert": build_modernbert(base / "modernbert", spare_rows=8),
     }
 
 
