@@ -88,22 +88,32 @@ class Decoder:
 
     def _window(self, prefix: str, span_ids: list[int], suffix: str, context: int) -> Window:
         """The token window around a span canvas; prefix, span and suffix tokenized apart."""
+        return self._windows(prefix, suffix, context)(span_ids)
+
+    def _windows(self, prefix: str, suffix: str, context: int) -> Callable[[list[int]], Window]:
+        """Windows around canvases of any size between one prefix and suffix, the context
+        tokenized once (a length decision tries several canvas sizes on one request)."""
         head, tail, at_start, at_end = clip_context(prefix, suffix, context)
-        try:
-            return build_window(
-                self._encode(head),
-                span_ids,
-                self._encode(tail),
-                context=context,
-                bos=self.model.ids.bos,
-                eos=self.model.ids.eos,
-                prefix_reaches_start=at_start,
-                suffix_reaches_end=at_end,
-            )
-        except ValueError as error:
-            raise InputError(
-                f"a span of {len(span_ids)} tokens does not fit the {context}-token window"
-            ) from error
+        head_ids, tail_ids = self._encode(head), self._encode(tail)
+
+        def window(span_ids: list[int]) -> Window:
+            try:
+                return build_window(
+                    head_ids,
+                    span_ids,
+                    tail_ids,
+                    context=context,
+                    bos=self.model.ids.bos,
+                    eos=self.model.ids.eos,
+                    prefix_reaches_start=at_start,
+                    suffix_reaches_end=at_end,
+                )
+            except ValueError as error:
+                raise InputError(
+                    f"a span of {len(span_ids)} tokens does not fit the {context}-token window"
+                ) from error
+
+        return window
 
     def _banned(self, single_line: bool) -> list[int]:
         """Ids never generated: special tokens, ids past the tokenizer, maybe line breaks."""

@@ -12,7 +12,7 @@ knows the tokenizer and the model's special ids; nothing about LSP, documents or
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -49,6 +49,9 @@ __all__ = [
 
 T = TypeVar("T")
 Job = Steps[Progress, T]
+
+# span ids -> a window around them and its canvas columns, for one request (`Engine._canvases`)
+Canvases = Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]]
 
 EXTRA_CANDIDATE_TEMPERATURE = 0.8  # for candidates beyond the first when decoding greedily
 
@@ -279,7 +282,8 @@ class Engine(Decoder):
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise InputError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
         mask, filler = self.model.ids.mask, self.model.ids.filler
-        ids, positions = self._canvas(prefix, suffix, [mask] * size, options)  # (1, T), (S,)
+        canvas = self._canvases(prefix, suffix, options)  # the context tokenized once
+        ids, positions = canvas([mask] * size)  # (1, T), (S,); a size that cannot fit: refused
         extra = options.temperature if options.temperature > 0 else EXTRA_CANDIDATE_TEMPERATURE
         temperatures = [options.temperature] + [extra] * (candidates - 1)
         rule = options.length
@@ -293,9 +297,9 @@ class Engine(Decoder):
         first_logits = None
         if told is not None or rule == "predict":
             lengths = [told] * candidates if told is not None else self._predicted_lengths(
-                prefix, suffix, size, options, candidates, single_line, shortest, expected
+                canvas, size, options, candidates, single_line, shortest, expected
             )  # fmt: skip
-            ids, positions = self._told_rows(prefix, suffix, lengths, options)
+            ids, positions = self._told_rows(canvas, lengths)
             # a row repeating a length already decoded is a sample, not the greedy answer again
             temperatures = [
                 extra if length in lengths[:row] else options.temperature
@@ -360,8 +364,7 @@ class Engine(Decoder):
 
     def _predicted_lengths(
         self,
-        prefix: str,
-        suffix: str,
+        canvas: Canvases,
         size: int,
         options: DecodeOptions,
         candidates: int,
@@ -375,7 +378,7 @@ class Engine(Decoder):
         assert ids.expand is not None
         guess = predict_lengths(
             self.model.logits,
-            lambda canvas: self._canvas(prefix, suffix, [ids.mask] * canvas, options),
+            lambda count: canvas([ids.mask] * count),
             size=size,
             first=size if expected is not None else PROBE_TOKENS,
             mask_id=ids.mask,
@@ -387,28 +390,30 @@ class Engine(Decoder):
         )
         return [guess.lengths[row % len(guess.lengths)] for row in range(candidates)]
 
-    def _told_rows(
-        self, prefix: str, suffix: str, lengths: list[int], options: DecodeOptions
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _told_rows(self, canvas: Canvases, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows told their length, as training tells it: masks up to it, then visible fillers
         (at least one, so a told canvas never looks like an untold one).
 
         Returns (B, T) rows and (D,) their canvas columns."""
         mask, filler = self.model.ids.mask, self.model.ids.filler
-        ids, columns = self._canvas(prefix, suffix, [mask] * (max(lengths) + 1), options)
+        ids, columns = canvas([mask] * (max(lengths) + 1))
         rows = ids.repeat(len(lengths), 1)  # (B, T)
         for row, length in enumerate(lengths):
             rows[row, columns[length:]] = filler
         return rows, columns
 
-    def _canvas(
-        self, prefix: str, suffix: str, span_ids: list[int], options: DecodeOptions
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A (1, T) window holding `span_ids` between prefix and suffix, and its (S,) columns."""
-        window = self._window(prefix, span_ids, suffix, self._context(options))
+    def _canvases(self, prefix: str, suffix: str, options: DecodeOptions) -> Canvases:
+        """span ids -> a (1, T) window holding them between prefix and suffix and its (S,)
+        columns; the context is tokenized once, whatever the sizes tried."""
+        windows = self._windows(prefix, suffix, self._context(options))
         device = self.model.device
-        columns = torch.arange(window.span_start, window.span_end, device=device)
-        return torch.tensor([window.ids], device=device), columns
+
+        def canvas(span_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            window = windows(span_ids)
+            columns = torch.arange(window.span_start, window.span_end, device=device)
+            return torch.tensor([window.ids], device=device), columns
+
+        return canvas
 
     def _fill_together(
         self, pieces: list[str], options: DecodeOptions
@@ -426,7 +431,7 @@ class Engine(Decoder):
             span_ids += self._encode(piece) + canvas
         if len(span_ids) + 2 > context:
             return None
-        ids, columns = self._canvas(pieces[0], pieces[-1], span_ids, options)  # (1, T), (C,)
+        ids, columns = self._canvases(pieces[0], pieces[-1], options)(span_ids)  # (1, T), (C,)
         device = self.model.device
         positions = columns[ids[0, columns] == mask]  # (S,) the holes' canvases, in order
         size = options.max_span_tokens
