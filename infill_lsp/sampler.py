@@ -443,14 +443,16 @@ def length_scores(
         expected: the length the caller expects, or None for no prior.
     Returns: (B,) scores, higher is likelier.
     """
-    # float32: (lengths x canvas x vocabulary) in float64 would be hundreds of MB on a 64 canvas.
-    logits = logits.float().clone()  # (B, S, V)
-    logits[..., mask_id] = -math.inf
-    logp = torch.log_softmax(logits, dim=-1)  # (B, S, V) over every id the model may predict
-    logp[..., sorted(set(banned_ids))] = -math.inf
-    best = logp.amax(dim=-1)  # (B, S)
+    # Only the masked positions count (about half of a ranking batch's); float32, since
+    # (lengths x canvas x vocabulary) in float64 would be hundreds of MB on a 64 canvas.
+    chosen = logits[masked].float()  # (N, V)
+    chosen[:, mask_id] = -math.inf
+    logp = torch.log_softmax(chosen, dim=-1)  # (N, V) over every id the model may predict
+    logp[:, sorted(set(banned_ids))] = -math.inf
+    best = torch.zeros(masked.shape, dtype=logp.dtype, device=logp.device)  # (B, S)
+    best[masked] = logp.amax(dim=-1)
     lengths = masked.sum(dim=1).clamp_min(1).double()  # (B,)
-    mean = torch.where(masked, best, 0.0).sum(dim=1).double() / lengths  # (B,)
+    mean = best.sum(dim=1).double() / lengths  # (B,)
     score = mean + LENGTH_BIAS * torch.log(lengths)
     if expected is not None:
         score -= LENGTH_PRIOR * torch.log(lengths / max(expected, 1)).abs()

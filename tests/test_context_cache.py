@@ -63,12 +63,25 @@ def window(seed: int, batch: int = 2) -> torch.Tensor:
     return torch.randint(6, 64, (batch, WINDOW), generator=generator)  # (B, T)
 
 
+MASK = 4
+
+
 def with_canvas(ids: torch.Tensor, seed: int) -> torch.Tensor:
-    """`ids` with new tokens on the canvas only (what a denoising step changes)."""
+    """`ids` with new tokens on the canvas only (what a denoising step changes): text and
+    fillers, and masks on about half the columns (where a cached step predicts)."""
     generator = torch.Generator().manual_seed(seed)
     changed = ids.clone()
-    changed[:, CANVAS] = torch.randint(4, 64, (ids.shape[0], len(CANVAS)), generator=generator)
+    shape = (ids.shape[0], len(CANVAS))
+    tokens = torch.randint(5, 64, shape, generator=generator)
+    masked = torch.rand(shape, generator=generator) < 0.5
+    masked[:, 0] = True  # every row predicts somewhere
+    changed[:, CANVAS] = tokens.masked_fill(masked, MASK)
     return changed
+
+
+def predicted(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The logits at the masked canvas positions (N, V): all a cached step predicts."""
+    return logits[ids[:, CANVAS] == MASK]
 
 
 def test_refreshing_every_step_equals_the_full_forward() -> None:
@@ -87,22 +100,24 @@ def test_a_cached_step_on_an_unchanged_window_equals_the_full_forward() -> None:
     # position, a local window counted from the wrong column, a layer left out.
     model = tiny_modernbert()
     cache = ContextCache(model, refresh_every=8)
-    ids = window(1)
+    ids = with_canvas(window(1), 11)
     cache(ids, CANVAS)
     got = cache(ids, CANVAS)
     assert cache.canvas_passes == 1
-    assert torch.allclose(got, model.logits(ids, CANVAS), atol=1e-5, rtol=0)
+    expected = predicted(model.logits(ids, CANVAS), ids)
+    assert torch.allclose(predicted(got, ids), expected, atol=1e-5, rtol=0)
+    assert not bool(got[ids[:, CANVAS] != MASK].any())  # no head where a token already is
 
 
 def test_cached_steps_stay_close_to_the_full_forward_as_the_canvas_changes() -> None:
     model = tiny_modernbert()
     cache = ContextCache(model, refresh_every=4)
-    before = window(2)
+    before = with_canvas(window(2), 12)
     cache(before, CANVAS)
     after = with_canvas(before, 7)
-    truth = model.logits(after, CANVAS)
-    error = (cache(after, CANVAS) - truth).abs().mean()
-    moved = (model.logits(before, CANVAS) - truth).abs().mean()  # what the canvas change did
+    truth = predicted(model.logits(after, CANVAS), after)
+    error = (predicted(cache(after, CANVAS), after) - truth).abs().mean()
+    moved = (predicted(model.logits(before, CANVAS), after) - truth).abs().mean()  # the change
     assert cache.canvas_passes == 1
     assert error < 0.25 * moved  # the cached step follows the canvas, not the stale pass
 

@@ -169,9 +169,19 @@ class ContextCache:
         return logits
 
     def _cached_logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """A cached step: the canvas's layers, then the prediction head. (B, S, V) float32."""
+        """A cached step: the canvas's layers, then the prediction head at the masked
+        positions only (B, S, V) float32; zeros where a token is already there.
+
+        The head over the vocabulary is the larger half of a canvas step, and the sampler reads
+        predictions only where a mask still is: on a told or searched canvas most columns hold
+        committed text or fillers (a one-token line on a 48-token canvas: 47 fillers)."""
         network = self._network
-        logits = network.decoder(network.head(self._canvas_step(ids))).float()
+        hidden = self._canvas_step(ids)  # (B, S, H)
+        assert self._cached is not None
+        masked = ids[:, self._cached.positions] == self.model.ids.mask  # (B, S)
+        logits = hidden.new_zeros((*masked.shape, self.model.vocab_size), dtype=torch.float32)
+        if bool(masked.any()):
+            logits[masked] = network.decoder(network.head(hidden[masked])).float()  # (N, V)
         self.canvas_passes += 1
         return logits
 
