@@ -61,6 +61,7 @@ RECIPES = {
         Recipe("compiled", "bf16 with torch.compile on the forward and loss", compile=True),
         Recipe("muon", "Muon (lr 0.02) for hidden matrices, AdamW for the rest", optimizer="muon"),
         Recipe("routed", "TREAD: half the tokens skip layers 1-2 of 4", route=0.5),
+        Recipe("muon-routed", "Muon and TREAD routing together", optimizer="muon", route=0.5),
         Recipe("wide", "4 layers x 384 (base's width)", size="wide"),
         Recipe("deep", "8 layers x 192 (base's depth, narrower)", size="deep"),
         Recipe("base", "8 layers x 384", size="base"),
@@ -86,8 +87,8 @@ class Settings:
     context: int = 128
     lr: float = 1e-3
     warmup_tokens: int = 20_000
-    windows: int = 32  # held-out windows per mask ratio
-    spans: int = 6  # held-out single lines, at the end (decoding them costs the most)
+    windows: int = 64  # held-out windows per mask ratio
+    spans: int = 24  # held-out single lines, at the end (decoding them costs the most)
     language_windows: int = 8  # per language, at the end
     seed: int = 0
 
@@ -396,6 +397,11 @@ def main(args: Any) -> dict[str, Any]:
         settings.cpu_seconds = 60 * args.cpu_minutes
     if args.slice_seconds is not None:
         settings.slice_seconds = args.slice_seconds
+    for name in ("batch", "context", "lr"):
+        if getattr(args, name, None) is not None:
+            setattr(settings, name, getattr(args, name))
+    if getattr(args, "marks", None):
+        settings.marks = tuple(sorted(float(m) for m in args.marks.split(",")))
     default = QUICK_RECIPES if args.quick else tuple(RECIPES)
     names = args.recipes.split(",") if args.recipes else list(default)
     unknown = [n for n in names if n not in RECIPES]
