@@ -149,12 +149,12 @@ def _gumbel(
 
 
 def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Set logits outside the nucleus to -inf. logits: (B, S, V) float64."""
+    """Set logits outside the nucleus to -inf. logits: (N, V) float64."""
     if top_p >= 1.0:
         return logits
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, S, V)
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (N, V)
     sorted_probs = torch.softmax(sorted_logits, dim=-1)
-    outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > top_p  # (B, S, V)
+    outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > top_p  # (N, V)
     drop = torch.zeros_like(outside).scatter(-1, order, outside)
     return logits.masked_fill(drop, -math.inf)
 
@@ -169,33 +169,40 @@ def choose_tokens(
     """Pick a token at every position and say how sure the model is.
 
     Args:
-        logits: (B, S, V) with banned ids already at -inf.
-        temperatures: (B,) per row; 0 means greedy.
-        top_p: nucleus mass for sampled rows.
+        logits: (N, V) with banned ids already at -inf, one row per position to fill.
+        temperatures: (N,) per position; 0 means greedy.
+        top_p: nucleus mass for sampled positions.
         confidence: "maxprob" | "margin" | "entropy".
         generator: the random stream (only read when some temperature > 0).
-    Returns: tokens (B, S) long, confidence (B, S) float in 0..1, prob of the token (B, S).
+    Returns: tokens (N,) long, confidence (N,) float in 0..1, prob of the token (N,).
     """
-    probs = torch.softmax(logits.double(), dim=-1)  # (B, S, V)
-    tokens = probs.argmax(dim=-1)  # (B, S)
-    hot = temperatures > 0  # (B,)
+    probs = torch.softmax(logits.double(), dim=-1)  # (N, V)
+    tokens = probs.argmax(dim=-1)  # (N,)
+    hot = temperatures > 0  # (N,)
     if bool(hot.any()):
-        scale = torch.where(hot, temperatures, 1.0).double()[:, None, None]  # (B, 1, 1)
-        scaled = _top_p(torch.log_softmax(logits.double() / scale, dim=-1), top_p)  # (B, S, V)
+        scale = torch.where(hot, temperatures, 1.0).double()[:, None]  # (N, 1)
+        scaled = _top_p(torch.log_softmax(logits.double() / scale, dim=-1), top_p)  # (N, V)
         noisy = scaled + _gumbel(scaled.shape, generator, scaled.device)
-        tokens = torch.where(hot[:, None], noisy.argmax(dim=-1), tokens)  # (B, S)
-    token_prob = probs.gather(-1, tokens[..., None]).squeeze(-1)  # (B, S)
+        tokens = torch.where(hot, noisy.argmax(dim=-1), tokens)  # (N,)
+    token_prob = probs.gather(-1, tokens[..., None]).squeeze(-1)  # (N,)
     if confidence == "maxprob":
         conf = token_prob
     elif confidence == "margin":
-        others = probs.scatter(-1, tokens[..., None], 0.0).amax(dim=-1)  # (B, S)
+        others = probs.scatter(-1, tokens[..., None], 0.0).amax(dim=-1)  # (N,)
         conf = (token_prob - others).clamp_min(0.0)
     elif confidence == "entropy":
-        entropy = -(probs * torch.log(probs.clamp_min(1e-300))).sum(dim=-1)  # (B, S)
+        entropy = -(probs * torch.log(probs.clamp_min(1e-300))).sum(dim=-1)  # (N,)
         conf = torch.exp(-entropy)
     else:
         raise ValueError(f"unknown confidence {confidence!r}: expected one of {CONFIDENCES}")
     return tokens, conf.float(), token_prob.float()
+
+
+def _spread(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """(N,) values at the True places of `where` (B, S), zeros elsewhere: (B, S)."""
+    out = torch.zeros(where.shape, dtype=values.dtype, device=values.device)
+    out[where] = values
+    return out
 
 
 def _commit_mask(
@@ -358,43 +365,49 @@ def denoise(
         masked = span == mask_id  # (B, S)
         if not bool(masked.any()):
             break
-        # 3. One forward pass; choose a token and a confidence at every span position.
+        # 3. One forward pass; choose a token and a confidence at every masked position (the
+        # vocabulary-wide softmax is the sampler's own cost: none where a token already is).
         ids[:, positions] = span
         if step == 0 and first_logits is not None:
-            logits = first_logits.float().clone()  # (B, S, V)
+            logits = first_logits  # (B, S, V)
         else:
-            logits = logits_fn(ids, positions).float().clone()  # (B, S, V)
+            logits = logits_fn(ids, positions)  # (B, S, V)
         if logits.shape[:2] != span.shape:
             raise ValueError(f"logits_fn returned {tuple(logits.shape)}, expected (B, S, V)")
-        logits[..., banned] = -math.inf
+        picked = logits[masked].float()  # (N, V), a copy
+        picked[:, banned] = -math.inf
         if filler_id is not None:
             if sampling.filler_penalty:
-                logits[..., filler_id] -= sampling.filler_penalty
+                picked[:, filler_id] -= sampling.filler_penalty
             # A filler left of text already in its run would glue fragments: not there.
             text = ~masked & (span != filler_id)  # (B, S)
-            stranding = text_to_the_right(text, run_start)  # (B, S)
-            logits[..., filler_id] = logits[..., filler_id].masked_fill(stranding, -math.inf)
-        tokens, conf, token_prob = choose_tokens(
-            logits, temperatures, sampling.top_p, sampling.confidence, generator
-        )  # (B, S) each
-        if bool(redo.any()):  # re-masked positions are sampled again, not re-argmaxed
-            hot_tokens, hot_conf, hot_prob = choose_tokens(
-                logits, hot, sampling.top_p, sampling.confidence, generator
+            stranding = text_to_the_right(text, run_start)[masked]  # (N,)
+            picked[:, filler_id] = picked[:, filler_id].masked_fill(stranding, -math.inf)
+        cold = temperatures[:, None].expand_as(masked)[masked]  # (N,)
+        token, sure, chance = choose_tokens(
+            picked, cold, sampling.top_p, sampling.confidence, generator
+        )  # (N,) each
+        again = redo[masked]  # (N,) re-masked positions are sampled again, not re-argmaxed
+        if bool(again.any()):
+            warm = hot[:, None].expand_as(masked)[masked]  # (N,)
+            hot_token, hot_sure, hot_chance = choose_tokens(
+                picked, warm, sampling.top_p, sampling.confidence, generator
             )
-            tokens = torch.where(redo, hot_tokens, tokens)
-            conf = torch.where(redo, hot_conf, conf)
-            token_prob = torch.where(redo, hot_prob, token_prob)
+            token = torch.where(again, hot_token, token)
+            sure = torch.where(again, hot_sure, sure)
+            chance = torch.where(again, hot_chance, chance)
+        tokens, conf, token_prob = (_spread(part, masked) for part in (token, sure, chance))
         # 4. Commit by the schedule; a filler chosen left of text chosen now gives way.
         commit = _commit_mask(conf, masked, generated, step, sampling)  # (B, S)
         if filler_id is not None:
             stranded = _keep_fillers_contiguous(commit, tokens, span, masked, run_start, filler_id)
             if bool(stranded.any()) and last:  # everything is committed now: text instead
-                logits[..., filler_id] = -math.inf
+                picked[:, filler_id] = -math.inf
                 text_tokens, _, text_prob = choose_tokens(
-                    logits, temperatures, sampling.top_p, sampling.confidence, generator
+                    picked, cold, sampling.top_p, sampling.confidence, generator
                 )
-                tokens = torch.where(stranded, text_tokens, tokens)
-                token_prob = torch.where(stranded, text_prob, token_prob)
+                tokens = torch.where(stranded, _spread(text_tokens, masked), tokens)
+                token_prob = torch.where(stranded, _spread(text_prob, masked), token_prob)
             elif bool(stranded.any()):
                 commit &= ~stranded
         span = torch.where(commit, tokens, span)
