@@ -589,3 +589,19 @@ def test_cli_refuses_unwritable_output(tmp_path: Path) -> None:
         readonly = tmp_path / "ro"
         readonly.mkdir(mode=0o500)
         assert run_cli("corpus", str(repo), "--out", str(readonly / "c")).returncode == 2
+
+
+def test_held_out_loss_is_the_mean_nll_of_the_masked_tokens(tiny_model_dir: Path) -> None:
+    # A head that says nothing (all logits equal) gives every allowed id the same chance:
+    # ln(V - 1) nats per masked token (the mask id is never predicted), at every ratio.
+    from infill_train.evaluate import masked_scores
+
+    model = load_model(tiny_model_dir)
+    with torch.no_grad():
+        for parameter in model.network.decoder.parameters():
+            parameter.zero_()
+    texts = ["def add(a, b):\n    return a + b\n" * 8, "x = [i * i for i in range(10)]\n" * 8]
+    accuracy, loss = masked_scores(model, texts, (0.15, 0.5), windows=4, context=64, seed=0)
+    assert set(loss) == set(accuracy) == {"0.15", "0.5"}
+    for ratio in loss:
+        assert loss[ratio] == pytest.approx(math.log(model.vocab_size - 1), rel=1e-5)

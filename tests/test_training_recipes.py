@@ -195,9 +195,12 @@ def test_the_quick_efficiency_bench_compares_every_recipe_at_equal_cpu(tmp_path:
         last = recipe["points"][-1]
         assert budget <= last["cpu_seconds"] < budget + 2.0, "the same CPU budget for each"
         assert all(0.0 <= value <= 1.0 for value in last["masked_accuracy"].values())
+        assert set(last["masked_loss"]) == set(last["masked_accuracy"])
+        assert all(0.0 < value < 20.0 for value in last["masked_loss"].values())
         assert 0.0 <= last["line_exact"] <= 1.0 and 0.0 <= last["line_exact_told"] <= 1.0
         assert last["tokens"] > 0 and "by_language" in last
     assert results["summary"]["current"]["speedup"] in (1.0, None)
+    assert results["summary"]["current"]["speedup_by_loss"] in (1.0, None)
     assert set(results["matmul_gflops"]) >= {"2048 fp32", "2048 bf16"}
     report = (tmp_path / "efficiency.md").read_text()
     assert all(f"| {name} |" in report for name in names)

@@ -203,6 +203,7 @@ class Contestant:
             "steps": self.trainer.state.step,
             "loss": round(self.trainer.state.loss, 4),
             "masked_accuracy": report["masked_accuracy"],
+            "masked_loss": report["masked_loss"],
         }
         if final:
             point["line_exact"] = report["line"]["exact"]
@@ -292,25 +293,39 @@ def _accuracy_cells(point: dict[str, Any]) -> str:
     return " / ".join(f"{100 * point['masked_accuracy'][f'{r:g}']:.1f}" for r in RATIOS)
 
 
+def mean_loss(point: dict[str, Any]) -> float:
+    """Held-out masked loss (nats per masked token), averaged over the mask ratios."""
+    losses = point.get("masked_loss") or {}
+    return sum(losses.values()) / len(losses) if losses else math.nan
+
+
 def summarize(recipes: list[dict[str, Any]]) -> dict[str, Any]:
     """Each recipe's speed against the current one: the CPU time the current recipe needs for
-    the recipe's final accuracy at t = 0.15 (read off its curve: straight in log CPU time
-    between measured points, and the fitted line beyond them) over the recipe's own."""
+    the recipe's final held-out loss (mean over the mask ratios), and for its final accuracy at
+    t = 0.15, read off the current recipe's curve (straight in log CPU time between measured
+    points, the fitted line beyond them), over the recipe's own CPU time. The loss moves from
+    the first steps; the accuracy only once the model predicts more than the commonest token."""
     current = next((r for r in recipes if r["name"] == "current"), None)
     if current is None or not current["points"]:
         return {}
-    curve = [(p["cpu_seconds"], p["masked_accuracy"]["0.15"]) for p in current["points"]]
+    accuracy = [(p["cpu_seconds"], p["masked_accuracy"]["0.15"]) for p in current["points"]]
+    loss = [(p["cpu_seconds"], -mean_loss(p)) for p in current["points"]]
     summary = {}
     for recipe in recipes:
         if not recipe["points"]:
             continue
         last = recipe["points"][-1]
-        needed = cpu_for_accuracy(curve, last["masked_accuracy"]["0.15"])
+        needed = cpu_for_accuracy(accuracy, last["masked_accuracy"]["0.15"])
+        needed_loss = cpu_for_accuracy(loss, -mean_loss(last))
         summary[recipe["name"]] = {
             "accuracy_gain_points": round(
-                100 * (last["masked_accuracy"]["0.15"] - curve[-1][1]), 2
+                100 * (last["masked_accuracy"]["0.15"] - accuracy[-1][1]), 2
             ),
             "speedup": None if needed is None else round(needed / last["cpu_seconds"], 2),
+            "loss_gain": round(-mean_loss(last) - loss[-1][1], 4),
+            "speedup_by_loss": (
+                None if needed_loss is None else round(needed_loss / last["cpu_seconds"], 2)
+            ),
         }
     return summary
 
@@ -349,9 +364,10 @@ def render(results: dict[str, Any]) -> str:
         "Matrix products (GFLOP/s): "
         + ", ".join(f"{k}: {v}" for k, v in results["matmul_gflops"].items()),
         "",
-        "| recipe | params | CPU s | tokens | CPU ms / token | masked acc. t = 0.15 / 0.5 / 0.9 "
-        "| line exact (unknown / told) | vs current: t = 0.15 | speed-up | compile CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| recipe | params | CPU s | tokens | CPU ms / token | held-out loss | "
+        "masked acc. t = 0.15 / 0.5 / 0.9 | line exact (unknown / told) | vs current: t = 0.15 "
+        "| speed-up by loss | by accuracy | compile CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = results.get("summary", {})
     for recipe in results.get("recipes", []):
@@ -359,19 +375,21 @@ def render(results: dict[str, Any]) -> str:
             continue
         last = recipe["points"][-1]
         versus = summary.get(recipe["name"], {})
-        speedup = versus.get("speedup")
+        speedup, by_loss = versus.get("speedup"), versus.get("speedup_by_loss")
         lines.append(
             f"| {recipe['name']} | {recipe['parameters'] / 1e6:.2f} M | {last['cpu_seconds']:.0f} "
-            f"| {last['tokens']:,} | {recipe['cpu_ms_per_token']} | {_accuracy_cells(last)} % "
-            f"| {_line_cells(last)} "
+            f"| {last['tokens']:,} | {recipe['cpu_ms_per_token']} | {mean_loss(last):.3f} "
+            f"| {_accuracy_cells(last)} % | {_line_cells(last)} "
             f"| {versus.get('accuracy_gain_points', 0):+.1f} "
+            f"| {'-' if by_loss is None else f'{by_loss:.2f}x'} "
             f"| {'-' if speedup is None else f'{speedup:.2f}x'} "
             f"| {recipe['compile_cpu_seconds'] if recipe['compile'] else '-'} |"
         )
-    lines += ["", "Curves (masked accuracy at t = 0.15 at each mark, CPU s):", ""]
+    lines += ["", "Curves (held-out loss; masked accuracy at t = 0.15; at each mark, CPU s):", ""]
     for recipe in results.get("recipes", []):
         cells = ", ".join(
-            f"{p['cpu_seconds']:.0f} s: {100 * p['masked_accuracy']['0.15']:.1f} %"
+            f"{p['cpu_seconds']:.0f} s: {mean_loss(p):.3f}, "
+            f"{100 * p['masked_accuracy']['0.15']:.1f} %"
             for p in recipe["points"]
         )
         lines.append(f"- {recipe['name']} ({recipe['what']}): {cells}")
