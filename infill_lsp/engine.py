@@ -295,10 +295,14 @@ class Engine(Decoder):
         search = told is not None or rule in ("search", "predict")  # decode at chosen lengths
         scores = [0.0] * candidates
         first_logits = None
+        deciding = 0  # forward passes spent on the length beyond the decode's own steps
         if told is not None or rule == "predict":
-            lengths = [told] * candidates if told is not None else self._predicted_lengths(
-                canvas, size, options, candidates, single_line, shortest, expected
-            )  # fmt: skip
+            if told is not None:
+                lengths = [told] * candidates
+            else:
+                lengths, deciding = self._predicted_lengths(
+                    canvas, size, options, candidates, single_line, shortest, expected
+                )
             ids, positions = self._told_rows(canvas, lengths)
             # a row repeating a length already decoded is a sample, not the greedy answer again
             temperatures = [
@@ -321,6 +325,7 @@ class Engine(Decoder):
                 expected=expected,
             )
             ids, first_logits = chosen.ids, chosen.first_logits  # (B, T), (B, S, V)
+            deciding = chosen.passes - 1  # the first ranking pass is the decode's first step
             temperatures, scores = chosen.temperatures, chosen.scores
         else:
             ids = ids.repeat(candidates, 1)  # (B, T)
@@ -359,7 +364,7 @@ class Engine(Decoder):
             confidences = [p for _, p in kept]
             score = scores[row] if search else _mean(confidences)
             if text not in found or found[text].score < score:
-                found[text] = Infill(text, confidences, result.steps, score)
+                found[text] = Infill(text, confidences, result.steps + deciding, score)
         return sorted(found.values(), key=lambda infill: -infill.score)[:candidates]
 
     def _predicted_lengths(
@@ -371,9 +376,10 @@ class Engine(Decoder):
         single_line: bool,
         shortest: int,
         expected: int | None,
-    ) -> list[int]:
+    ) -> tuple[list[int], int]:
         """One length per candidate row, as the model predicts them (`lengths.predict_lengths`):
-        the likeliest first; rows beyond the lengths asked for repeat them in turn."""
+        the likeliest first; rows beyond the lengths asked for repeat them in turn. Also the
+        forward passes the prediction took."""
         ids = self.model.ids
         assert ids.expand is not None
         guess = predict_lengths(
@@ -388,7 +394,7 @@ class Engine(Decoder):
             shortest=shortest,
             rows=min(candidates, options.lengths_decoded),
         )
-        return [guess.lengths[row % len(guess.lengths)] for row in range(candidates)]
+        return [guess.lengths[row % len(guess.lengths)] for row in range(candidates)], guess.passes
 
     def _told_rows(self, canvas: Canvases, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows told their length, as training tells it: masks up to it, then visible fillers

@@ -8,6 +8,7 @@ doublings need, and the engine must decode at it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,13 @@ import torch
 
 from infill_lsp.engine import DecodeOptions, Engine
 from infill_lsp.errors import InputError
-from infill_lsp.lengths import PROBE_TOKENS, length_distribution, predict_lengths
+from infill_lsp.lengths import (
+    PROBE_TOKENS,
+    choose_lengths,
+    length_distribution,
+    length_hypotheses,
+    predict_lengths,
+)
 from infill_lsp.model import InfillModel, load_model
 
 MASK, FILLER, EXPAND, TEXT, NEWLINE, VOCAB = 4, 5, 6, 9, 10, 12
@@ -193,3 +200,46 @@ def test_a_model_records_how_it_decodes_best(tiny_model_dir: Path, tmp_path: Pat
     (copy / "infill.json").write_text(json.dumps({**metadata, "decode": {"lenght": "search"}}))
     with pytest.raises(ModelError, match="unknown settings"):
         load_model(copy)
+
+
+# ----- the "search" rule: a ranking pass, refined around a winning rung ----------------------
+
+
+def peaked_at(best: int, seen: list[int]):
+    """Ranking logits whose length score (`sampler.length_scores`) falls off linearly on either
+    side of `best`: each row's masked positions get a best log-probability of
+    -LENGTH_BIAS ln L - 0.05 |L - best| - 0.01, which the score's length term turns into
+    -0.05 |L - best| - 0.01."""
+    from infill_lsp.sampler import LENGTH_BIAS
+
+    def logits(ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        seen.append(ids.shape[0])
+        out = torch.zeros(ids.shape[0], positions.numel(), VOCAB)
+        for row in range(ids.shape[0]):
+            length = int((ids[row, positions] == MASK).sum())
+            target = -LENGTH_BIAS * math.log(length) - 0.05 * abs(length - best) - 0.01
+            # TEXT wins with log-probability `target` among the VOCAB - 1 ids that are not MASK
+            out[row, :, TEXT] = math.log(VOCAB - 2) + target - math.log(1 - math.exp(target))
+        return out
+
+    return logits
+
+
+@pytest.mark.parametrize(("best", "passes"), [(13, 2), (4, 1), (32, 2), (1, 1)])
+def test_the_search_ranks_a_ladder_then_the_lengths_around_its_best_rung(
+    best: int, passes: int
+) -> None:
+    size = 32
+    ids = torch.full((1, size + 8), TEXT)
+    positions = torch.arange(4, 4 + size)
+    ids[0, positions] = MASK
+    seen: list[int] = []
+    choice = choose_lengths(
+        peaked_at(best, seen), ids, positions, mask_id=MASK, filler_id=FILLER, banned_ids=[],
+        shortest=1, rows=1, decoded=1, temperature=0.0, extra_temperature=0.8,
+    )  # fmt: skip
+    assert int((choice.ids[0, positions] == MASK).sum()) == best  # found, rung or not
+    assert choice.passes == passes == len(seen)
+    first = length_hypotheses(size)
+    assert seen[0] == len(first) < size // 2  # far fewer rows than lengths
+    assert (best in first) == (passes == 1 or best == size)  # a rung: refined all the same
