@@ -176,6 +176,7 @@ def fill(args: argparse.Namespace) -> int:
                     "text": best.text,
                     "confidences": [round(c, 4) for c in best.confidences],
                     "steps": best.steps,
+                    "forward_passes": best.passes,
                 },
                 ensure_ascii=False,
             )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import torch
@@ -62,8 +62,14 @@ class Infill:
 
     text: str
     confidences: list[float]  # per generated (non-filler) token, in 0..1
-    steps: int  # forward passes it took
+    steps: int  # denoising steps it took (a forward pass each)
     score: float = 0.0  # how the engine ranked it among candidates (higher first)
+    deciding: int = 0  # forward passes spent on its length before the first denoising step
+
+    @property
+    def passes(self) -> int:
+        """Every forward pass it took."""
+        return self.steps + self.deciding
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,8 @@ class Engine(Decoder):
             temperatures, scores = chosen.temperatures, chosen.scores
         else:
             ids = ids.repeat(candidates, 1)  # (B, T)
+        # the budget counts every forward pass: those that decided the length come out of it
+        sampling = replace(sampling, steps=max(1, sampling.steps - deciding))
         result = yield from self._denoise(
             ids,
             positions,
@@ -364,7 +372,7 @@ class Engine(Decoder):
             confidences = [p for _, p in kept]
             score = scores[row] if search else _mean(confidences)
             if text not in found or found[text].score < score:
-                found[text] = Infill(text, confidences, result.steps + deciding, score)
+                found[text] = Infill(text, confidences, result.steps, score, deciding)
         return sorted(found.values(), key=lambda infill: -infill.score)[:candidates]
 
     def _predicted_lengths(

@@ -165,8 +165,8 @@ class Settings:
     )  # fmt: skip
     dtype: str = _setting(
         "auto", "dtype", "string",
-        "Weights' precision: auto (bfloat16 on a GPU that has it, else float32), float32 or "
-        "bfloat16.",
+        "Weights' precision: auto (bfloat16 on a GPU that has it and on a CPU that multiplies "
+        "it natively, else float32), float32 or bfloat16.",
         choices=DTYPES,
     )  # fmt: skip
     threads: int = _setting(

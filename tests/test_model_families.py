@@ -150,6 +150,17 @@ def test_a_forced_family_and_a_wrong_one(folders: dict[str, Path]) -> None:
         load_model(folders["roberta"], family="gpt")
 
 
+def test_auto_precision_is_bfloat16_only_where_the_cpu_multiplies_it(
+    folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infill_lsp.models import budget
+
+    monkeypatch.setattr(budget, "cpu_bf16", lambda: True)
+    assert next(load_model(folders["roberta"]).network.parameters()).dtype == torch.bfloat16
+    monkeypatch.setattr(budget, "cpu_bf16", lambda: False)  # emulated bf16 is slower: float32
+    assert next(load_model(folders["roberta"]).network.parameters()).dtype == torch.float32
+
+
 def test_bfloat16_weights_on_the_cpu(folders: dict[str, Path]) -> None:
     model = load_model(folders["llada"], dtype="bfloat16")
     assert next(model.network.parameters()).dtype == torch.bfloat16
@@ -171,7 +182,7 @@ def reference_logits(network: torch.nn.Module, ids: torch.Tensor) -> torch.Tenso
 def test_dream_is_qwen2_with_full_attention_and_shifted_logits(folders: dict[str, Path]) -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    model = load_model(folders["dream"])
+    model = load_model(folders["dream"], dtype="float32")  # against a float32 reference
     data = read_config(folders["dream"])
     sizes = {k: data[k] for k in ("vocab_size", "hidden_size", "intermediate_size",
              "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
@@ -194,7 +205,7 @@ def test_llada_is_llama_with_full_attention_and_no_shift(tmp_path: Path) -> None
     from transformers import LlamaForCausalLM
 
     folder, state = build_llada(tmp_path / "llada", seed=3)
-    model = load_model(folder)
+    model = load_model(folder, dtype="float32")  # against a float32 reference
     reference = LlamaForCausalLM(llada_reference_config(model.tokenizer.get_vocab_size()))
     reference.load_state_dict(state)
     ids = torch.tensor([[0, 11, 2, 2, 2, 17, 23, 1]])

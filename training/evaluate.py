@@ -203,7 +203,7 @@ def _infill_scores(
         totals["normalized"] += normalize(guess.text) == normalize(span.target)
         totals["starts"] += correct_start(guess.text, span.target)
         totals["length_right"] += len(engine.model.encode(guess.text)) == length
-        passes += guess.steps
+        passes += guess.passes
         tokens += max(1, len(guess.confidences))
         if oracle and length:
             # Told the length as training tells it: masks up to it, a visible filler after.

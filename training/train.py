@@ -31,6 +31,7 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM
 from transformers.utils import logging as hf_logging
 
 from infill_lsp.model import SPECIAL_TOKENS, InfillModel, atomic_directory, save_model
+from infill_lsp.models.budget import cpu_bf16
 from infill_lsp.models.masked_lm import NUMBERS_AROUND_PADS
 
 from .card import model_card
@@ -112,14 +113,7 @@ class TrainingError(Exception):
 def native_bf16() -> bool:
     """Whether this machine multiplies bf16 matrices natively: a CUDA GPU, or a CPU with the
     AVX-512 BF16 or AMX instructions (elsewhere bf16 is emulated and slower than float32)."""
-    if torch.cuda.is_available():
-        return True
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return torch.cuda.is_available() or cpu_bf16()
 
 
 def uses_bf16(precision: str) -> bool:

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     efficiency.add_argument("--batch", type=int, help="windows per optimizer step")
     efficiency.add_argument("--context", type=int, help="tokens per training window")
     efficiency.add_argument("--lr", type=float, help="AdamW's peak learning rate")
+    efficiency.add_argument("--warmup-tokens", type=int, help="tokens of linear warm-up")
     efficiency.add_argument("--marks", help="shares of the budget to measure at, e.g. 0.25,0.5,1")
     snapshot = subs.add_parser("snapshot", help="turn a training checkpoint into a model dir")
     snapshot.add_argument("--checkpoint", required=True, help="a *.checkpoint directory")

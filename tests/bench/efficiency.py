@@ -415,7 +415,7 @@ def main(args: Any) -> dict[str, Any]:
         settings.cpu_seconds = 60 * args.cpu_minutes
     if args.slice_seconds is not None:
         settings.slice_seconds = args.slice_seconds
-    for name in ("batch", "context", "lr"):
+    for name in ("batch", "context", "lr", "warmup_tokens"):
         if getattr(args, name, None) is not None:
             setattr(settings, name, getattr(args, name))
     if getattr(args, "marks", None):

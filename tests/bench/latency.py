@@ -320,7 +320,7 @@ def replayer(model: InfillModel, variants: tuple[dict[str, Any], ...] = ({},)) -
             "engine_seconds": elapsed,
             "forward_seconds": sum(spent),
             "forward_calls": len(spent),
-            "steps": infill.steps,
+            "steps": infill.passes,
             "tokens": len(infill.confidences),
             "single_line": single,
         }

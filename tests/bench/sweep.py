@@ -71,7 +71,7 @@ def run(config: RunConfig, model: InfillModel, heldout: Heldout) -> list[dict[st
             exact += fill.text == span.target
             normalized += normalize(fill.text) == normalize(span.target)
             close += similarity(fill.text, span.target)
-            passes += fill.steps
+            passes += fill.passes
         count = max(1, len(spans))
         rows.append(
             {

@@ -102,7 +102,7 @@ def quality(
             ar = baseline.infill(span.prefix, span.suffix, max_tokens=canvas, single_line=single)
             ar_seconds = time.perf_counter() - started
             for name, text, passes, spent in (
-                ("diffusion", fill.text, fill.steps, seconds),
+                ("diffusion", fill.text, fill.passes, seconds),
                 ("ar", ar.text, ar.passes, ar_seconds),
             ):
                 found.setdefault(f"{name}_exact", []).append(float(text == span.target))
