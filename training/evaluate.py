@@ -94,18 +94,6 @@ def sample_spans(
     return spans
 
 
-def masked_accuracy(
-    model: InfillModel,
-    texts: list[str],
-    ratios: tuple[float, ...],
-    windows: int,
-    context: int,
-    seed: int,
-) -> dict[str, float]:
-    """Share of masked tokens predicted exactly (argmax, one forward pass) at each mask ratio."""
-    return masked_scores(model, texts, ratios, windows, context, seed)[0]
-
-
 def masked_scores(
     model: InfillModel,
     texts: list[str],

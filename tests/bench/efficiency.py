@@ -28,7 +28,7 @@ import torch
 
 from infill_lsp.model import DEFAULT_MODEL_DIR, InfillModel
 from infill_train.corpus import is_heldout
-from infill_train.evaluate import EvalConfig, evaluate, masked_accuracy
+from infill_train.evaluate import EvalConfig, evaluate, masked_scores
 from infill_train.objective import ObjectiveConfig
 from infill_train.sizes import Size, build_network
 from infill_train.tokenizer import load_tokenizer
@@ -222,8 +222,8 @@ def by_language(model: InfillModel, data: Data, settings: Settings) -> dict[str,
         texts = [t for t, lang in zip(data.heldout_texts, data.heldout_languages, strict=True)
                  if lang == language]  # fmt: skip
         if len(texts) >= 3:
-            accuracy = masked_accuracy(model, texts, RATIOS, settings.language_windows,
-                                       settings.context, settings.seed)  # fmt: skip
+            accuracy, _ = masked_scores(model, texts, RATIOS, settings.language_windows,
+                                        settings.context, settings.seed)  # fmt: skip
             report[language] = {"files": len(texts), **accuracy}
     return report
 
