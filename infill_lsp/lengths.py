@@ -23,14 +23,14 @@ EVERY_LENGTH_UP_TO = 8  # lengths ranked one by one; beyond, a ladder refined ar
 LADDER = 1.4  # each rung of the first ranking this much longer than the last
 
 
-def length_hypotheses(size: int, shortest: int = 1, ladder: float = LADDER) -> list[int]:
+def length_hypotheses(size: int, shortest: int = 1) -> list[int]:
     """Span lengths to rank first on a canvas of `size`: EVERY_LENGTH_UP_TO lengths one by one
-    from `shortest`, then a geometric ladder (each rung `ladder` times the last), always ending
+    from `shortest`, then a geometric ladder (each rung LADDER times the last), always ending
     at `size`."""
     shortest = min(max(shortest, 1), size)
     lengths = list(range(shortest, min(size, shortest + EVERY_LENGTH_UP_TO - 1) + 1))
     while lengths[-1] < size:
-        lengths.append(min(size, max(lengths[-1] + 1, round(lengths[-1] * ladder))))
+        lengths.append(min(size, max(lengths[-1] + 1, round(lengths[-1] * LADDER))))
     return lengths
 
 
