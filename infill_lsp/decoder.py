@@ -17,10 +17,17 @@ import torch
 from infill_lsp.errors import InputError
 from infill_lsp.jobs import relay
 from infill_lsp.model import InfillModel
-from infill_lsp.models.context_cache import denoising_logits
+from infill_lsp.models.context_cache import LogitsFn, denoising_logits
 from infill_lsp.options import DECODE_DEFAULTS, LENGTH_RULES, DecodeOptions
 from infill_lsp.sampler import Denoised, Sampling, StepState, denoise, probe_logprobs
-from infill_lsp.window import Window, build_window, clip_context
+from infill_lsp.window import (
+    CHARS_PER_TOKEN,
+    CUT_SLACK,
+    TYPICAL_CHARS_PER_TOKEN,
+    Window,
+    build_window,
+    clip_context,
+)
 
 MAX_CANDIDATES = 32
 PROBE_STRIDE = 4
@@ -90,11 +97,26 @@ class Decoder:
         """The token window around a span canvas; prefix, span and suffix tokenized apart."""
         return self._windows(prefix, suffix, context)(span_ids)
 
+    def _context_ids(
+        self, prefix: str, suffix: str, context: int
+    ) -> tuple[list[int], list[int], bool, bool]:
+        """Tokens of the prefix's end and the suffix's start, enough for `context` tokens, and
+        whether they reach the text's start and end. A cut at a typical token length first
+        (tokenizing a whole 3,000-character cut costs milliseconds a keystroke); the longest
+        cut when that one falls short of tokens."""
+        for chars in (TYPICAL_CHARS_PER_TOKEN, CHARS_PER_TOKEN):
+            head, tail, at_start, at_end = clip_context(prefix, suffix, context, chars)
+            head_ids, tail_ids = self._encode(head), self._encode(tail)
+            if (at_start or len(head_ids) >= context + CUT_SLACK) and (
+                at_end or len(tail_ids) >= context + CUT_SLACK
+            ):
+                break
+        return head_ids, tail_ids, at_start, at_end
+
     def _windows(self, prefix: str, suffix: str, context: int) -> Callable[[list[int]], Window]:
         """Windows around canvases of any size between one prefix and suffix, the context
         tokenized once (a length decision tries several canvas sizes on one request)."""
-        head, tail, at_start, at_end = clip_context(prefix, suffix, context)
-        head_ids, tail_ids = self._encode(head), self._encode(tail)
+        head_ids, tail_ids, at_start, at_end = self._context_ids(prefix, suffix, context)
 
         def window(span_ids: list[int]) -> Window:
             try:
@@ -159,12 +181,14 @@ class Decoder:
         rounds: int = 1,
         first_logits: torch.Tensor | None = None,
         runs: torch.Tensor | None = None,
+        logits: LogitsFn | None = None,
     ) -> Generator[Progress, None, Denoised]:
         """Run the sampler on (B, T) ids, turning each of its steps into Progress.
 
         filler=False forbids fillers in the masked positions; `first_logits` (from the length
         ranking) stand in for the first step's forward pass; `runs` (S,) says which hole each
-        position belongs to when holes touch (see `sampler.denoise`).
+        position belongs to when holes touch (see `sampler.denoise`); `logits` is the logits
+        function to go on with (a cache the length ranking primed), else one of its own.
         """
         generator = torch.Generator(device=ids.device)
         if options.seed is None:
@@ -172,7 +196,7 @@ class Decoder:
         else:
             generator.manual_seed(options.seed)
         job = denoise(
-            denoising_logits(self.model, options.context_refresh),  # cached context when set
+            logits or denoising_logits(self.model, options.context_refresh),  # cached when set
             ids,
             positions,
             mask_id=self.model.ids.mask,

@@ -29,6 +29,7 @@ from infill_lsp.decoder import (
 from infill_lsp.errors import InputError
 from infill_lsp.jobs import Steps, blocking, relay, run
 from infill_lsp.lengths import PROBE_TOKENS, choose_lengths, length_hypotheses, predict_lengths
+from infill_lsp.models.context_cache import ContextCache, LogitsFn, ranking_logits
 from infill_lsp.options import DecodeOptions
 from infill_lsp.sampler import probe_logprobs
 from infill_lsp.window import CHARS_PER_TOKEN
@@ -301,6 +302,7 @@ class Engine(Decoder):
         search = told is not None or rule in ("search", "predict")  # decode at chosen lengths
         scores = [0.0] * candidates
         first_logits = None
+        logits: LogitsFn | None = None  # the denoiser's own when None
         deciding = 0  # forward passes spent on the length beyond the decode's own steps
         if told is not None or rule == "predict":
             if told is not None:
@@ -316,8 +318,11 @@ class Engine(Decoder):
                 for row, length in enumerate(lengths)
             ]
         elif search:
+            meter = self.model.meter
+            before = meter.passes
+            ranking = ranking_logits(self.model, options.context_refresh, options.rank_margin)
             chosen = choose_lengths(
-                self.model.logits,
+                ranking,
                 ids,
                 positions,
                 mask_id=mask,
@@ -331,8 +336,12 @@ class Engine(Decoder):
                 expected=expected,
             )
             ids, first_logits = chosen.ids, chosen.first_logits  # (B, T), (B, S, V)
-            deciding = chosen.passes - 1  # the first ranking pass is the decode's first step
+            # every forward pass that ranked lengths but the one standing in for the decode's
+            # first step (a cached ranking adds its full pass over the context)
+            deciding = meter.passes - before - 1
             temperatures, scores = chosen.temperatures, chosen.scores
+            if isinstance(ranking, ContextCache):
+                logits = ranking  # the denoising steps go on from the ranking's cached context
         else:
             ids = ids.repeat(candidates, 1)  # (B, T)
         # the budget counts every forward pass: those that decided the length come out of it
@@ -348,6 +357,7 @@ class Engine(Decoder):
             step_base=step_base,
             rounds=rounds,
             first_logits=first_logits,
+            logits=logits,
         )
         if search and len(scores) > 1:
             scores = (

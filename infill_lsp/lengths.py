@@ -97,27 +97,24 @@ def choose_lengths(
         return hypotheses, logits, scores  # (H, T), (H, S, V), (H,)
 
     lengths = length_hypotheses(positions.numel(), shortest)
-    hypotheses, logits, ranked = rank(lengths)
-    passes = 1
-    skipped = between_rungs(lengths, lengths[int(ranked.argmax())])
+    ranked = [rank(lengths)]
+    skipped = between_rungs(lengths, lengths[int(ranked[0][2].argmax())])
     if skipped:
-        more = rank(skipped)
-        hypotheses, logits, ranked = (
-            torch.cat(pair) for pair in zip((hypotheses, logits, ranked), more, strict=True)
-        )
-        lengths += skipped
-        passes = 2
-    order = ranked.argsort(descending=True).tolist()
+        ranked.append(rank(skipped))
+    scores = torch.cat([score for _, _, score in ranked])  # (H,) over both passes
+    where = [(index, row) for index, pass_ in enumerate(ranked) for row in range(len(pass_[2]))]
+    order = scores.argsort(descending=True).tolist()
     count = max(rows, min(decoded, len(order)))
-    best = [order[i] if i < len(order) else order[0] for i in range(count)]
+    best = [where[order[i] if i < len(order) else order[0]] for i in range(count)]
     temperatures = [temperature] * min(count, len(order))
     temperatures += [extra_temperature] * (count - len(temperatures))
+    # only the chosen rows are gathered: both passes' logits together are tens of MB
     return LengthChoice(
-        hypotheses[best],
-        logits[best],
+        torch.stack([ranked[index][0][row] for index, row in best]),
+        torch.stack([ranked[index][1][row] for index, row in best]),
         temperatures,
-        [float(ranked[row]) for row in best],
-        passes,
+        [float(ranked[index][2][row]) for index, row in best],
+        len(ranked),
     )
 
 

@@ -15,6 +15,12 @@ from dataclasses import dataclass
 # A token of code is rarely longer than this many characters; clipping text to
 # budget * CHARS_PER_TOKEN before tokenizing keeps the work bounded on huge files.
 CHARS_PER_TOKEN = 12
+# Most code averages 3-4 characters a token: a cut at this many characters a token usually
+# holds the whole window already (a third of the text to tokenize), else the cut above is used.
+TYPICAL_CHARS_PER_TOKEN = 5
+# Tokens beyond the budget a cut must give to be used: a cut inside a token changes only the
+# first token or two, which the window then never keeps.
+CUT_SLACK = 8
 PREFIX_SHARE = 0.75
 
 
@@ -27,12 +33,14 @@ class Window:
     span_end: int  # index one past the last span position
 
 
-def clip_context(prefix: str, suffix: str, budget: int) -> tuple[str, str, bool, bool]:
-    """Cut prefix and suffix text to what `budget` tokens could possibly hold.
+def clip_context(
+    prefix: str, suffix: str, budget: int, chars_per_token: int = CHARS_PER_TOKEN
+) -> tuple[str, str, bool, bool]:
+    """Cut prefix and suffix text to what `budget` tokens of `chars_per_token` characters hold.
 
     Returns (prefix_tail, suffix_head, prefix_reaches_start, suffix_reaches_end).
     """
-    limit = max(budget, 1) * CHARS_PER_TOKEN
+    limit = max(budget, 1) * chars_per_token
     prefix_tail = prefix[-limit:] if len(prefix) > limit else prefix
     suffix_head = suffix[:limit]
     return prefix_tail, suffix_head, len(prefix) <= limit, len(suffix) <= limit

@@ -18,7 +18,12 @@ from tokenizers.models import WordLevel
 from infill_lsp.engine import Engine
 from infill_lsp.errors import InputError
 from infill_lsp.model import InfillModel, load_model
-from infill_lsp.models.context_cache import ContextCache, denoising_logits, supports
+from infill_lsp.models.context_cache import (
+    ContextCache,
+    denoising_logits,
+    ranking_logits,
+    supports,
+)
 from infill_lsp.models.loaded import TokenIds
 
 WINDOW = 48  # columns in the test window
@@ -161,3 +166,66 @@ def test_the_engine_decodes_with_the_cache_and_refuses_a_refresh_below_one(
     assert cached.steps >= 1
     with pytest.raises(InputError, match="context_refresh"):
         engine.infill("x = ", "\n", options=replace(options, context_refresh=0))
+
+
+def hypotheses(ids: torch.Tensor) -> torch.Tensor:
+    """Length hypotheses on one window: row r keeps r + 1 masks, fillers after them."""
+    rows = ids[:1].repeat(len(CANVAS), 1)  # (S, T)
+    rows[:, CANVAS] = MASK
+    for row in range(len(CANVAS)):
+        rows[row, CANVAS[row + 1 :]] = 5
+    return rows
+
+
+def test_a_margin_that_covers_the_window_recomputes_every_column_exactly() -> None:
+    # Nothing left to cache: a cached step is the full forward, margin columns and all.
+    model = tiny_modernbert()
+    cache = ContextCache(model, refresh_every=8, margin=WINDOW)
+    ids = with_canvas(window(6), 13)
+    cache(ids, CANVAS)
+    after = with_canvas(ids, 14)
+    got = cache(after, CANVAS)
+    assert cache.canvas_passes == 1
+    expected = predicted(model.logits(after, CANVAS), after)
+    assert torch.allclose(predicted(got, after), expected, atol=1e-5, rtol=0)
+
+
+def test_a_margin_brings_a_cached_step_closer_to_the_full_forward() -> None:
+    model = tiny_modernbert()
+    errors = []
+    for margin in (0, 6):
+        cache = ContextCache(model, refresh_every=8, margin=margin)
+        before = with_canvas(window(7), 15)
+        cache(before, CANVAS)
+        after = with_canvas(before, 16)
+        truth = predicted(model.logits(after, CANVAS), after)
+        errors.append((predicted(cache(after, CANVAS), after) - truth).abs().mean())
+    assert errors[1] < 0.7 * errors[0]
+
+
+def test_a_primed_cache_of_one_row_ranks_many_rows_in_one_canvas_step() -> None:
+    model = tiny_modernbert()
+    rows = hypotheses(window(8, batch=1))  # (S, T): they differ on the canvas only
+    ranked = ranking_logits(model, refresh_every=64, margin=WINDOW)  # margin over everything: exact
+    passes = model.meter.passes
+    got = ranked(rows, CANVAS)
+    assert model.meter.passes - passes == 2  # one full pass over the masks row, one canvas step
+    expected = predicted(model.logits(rows, CANVAS), rows)
+    assert torch.allclose(predicted(got, rows), expected, atol=1e-5, rtol=0)
+    passes = model.meter.passes
+    ranked(rows[:3], CANVAS)  # a second ranking pass (fewer rows) reuses the cache
+    assert model.meter.passes - passes == 1
+    plain = ranking_logits(model, refresh_every=64, margin=0)  # no margin: full passes
+    assert torch.allclose(plain(rows, CANVAS), model.logits(rows, CANVAS), atol=0, rtol=0)
+
+
+def test_the_meter_counts_every_forward_pass_and_its_time() -> None:
+    model = tiny_modernbert()
+    passes, seconds = model.meter.passes, model.meter.seconds
+    cache = ContextCache(model, refresh_every=4)
+    ids = window(9)
+    for step in range(4):  # a refresh and three cached steps
+        ids = with_canvas(ids, step)
+        cache(ids, CANVAS)
+    assert model.meter.passes - passes == 4
+    assert model.meter.seconds > seconds

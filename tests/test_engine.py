@@ -187,7 +187,10 @@ def test_jobs_yield_progress_within_the_budget(engine: Engine) -> None:
             break
     assert steps and all(isinstance(p, Progress) for p in steps)
     assert [p.step for p in steps] == list(range(1, len(steps) + 1))
-    assert all(p.total == FAST.steps for p in steps) and len(steps) <= FAST.steps
+    # the total is the steps left once the length is decided (its passes come out of the
+    # budget), the same at every step; every forward pass together stays within the budget
+    assert len({p.total for p in steps}) == 1 and steps[0].total <= FAST.steps
+    assert len(steps) <= FAST.steps and results[0].passes <= FAST.steps
     assert results[0].steps == len(steps)
     # The canvas is drawn on demand: masks show while decoding, the answer once it is done.
     if len(steps) > 1:
@@ -237,7 +240,8 @@ def test_a_rewrite_searches_lengths_near_the_regions_own(
     spy = Spy(model, monkeypatch)
     region = "value = compute(first, second) + other(third)"
     count = len(model.encode(region))
-    engine.rewrite("x = 1\n", region, "\ny = 2\n", options=replace(FAST, length="search"))
+    options = replace(FAST, length="search", rank_margin=0)  # every row a pass the spy sees
+    engine.rewrite("x = 1\n", region, "\ny = 2\n", options=options)
     masks = (spy.windows[0] == model.ids.mask).sum(dim=1).tolist()
     assert min(masks) == count * 3 // 4 and max(masks) >= count
 
@@ -249,6 +253,7 @@ def test_length_search_ranks_every_length_then_decodes_the_best(
     options = DecodeOptions(
         steps=4, max_span_tokens=8, context_tokens=128, length="search", lengths_decoded=1,
         context_refresh=1,  # every step a full pass the spy sees; 8 lengths: one ranking pass
+        rank_margin=0,
     )  # fmt: skip
     [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
     ranking, decoding = spy.windows[0], spy.windows[1:]
@@ -268,11 +273,32 @@ def test_length_search_ranks_every_length_then_decodes_the_best(
     assert result.steps == len(spy.windows) <= options.steps
 
 
+def test_a_cached_ranking_whose_margin_covers_the_window_decodes_as_full_passes(
+    engine: Engine,
+) -> None:
+    # Ranking from one cached pass, the denoising steps going on from that cache: with a margin
+    # over the whole window every cached step is exact, so the answer is the full passes' own.
+    full = DecodeOptions(
+        steps=6, max_span_tokens=12, context_tokens=128, context_refresh=1, rank_margin=0
+    )
+    cached = replace(full, context_refresh=4, rank_margin=10_000)
+    prefix, suffix = "def total(values):\n    return ", "\n\nprint(total([1, 2]))\n"
+    for single_line in (True, False):
+        [want] = engine.infill(prefix, suffix, single_line=single_line, options=full)
+        [got] = engine.infill(prefix, suffix, single_line=single_line, options=cached)
+        assert got.text == want.text
+        assert got.confidences == pytest.approx(want.confidences, abs=1e-4)
+        assert got.deciding == want.deciding + 1  # the cache's own pass over the masks row...
+        assert got.passes == want.passes  # ...comes out of the same budget
+
+
 def test_length_search_decodes_the_best_lengths_and_keeps_the_likeliest_canvas(
     engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = Spy(model, monkeypatch)
-    options = DecodeOptions(steps=4, max_span_tokens=8, context_tokens=128, lengths_decoded=3)
+    options = DecodeOptions(
+        steps=4, max_span_tokens=8, context_tokens=128, lengths_decoded=3, rank_margin=0
+    )
     [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
     ranking, probe = spy.windows[0], spy.windows[-1]
     mask, filler = model.ids.mask, model.ids.filler

@@ -239,6 +239,20 @@ async def test_status_reports_the_model(client: LanguageClient, tiny_model_dir: 
     assert status["version"] == str(metadata.get("version", ""))
 
 
+async def test_status_reports_what_forward_passes_cost(client: LanguageClient):
+    async def meter() -> tuple[int, float]:
+        status = plain(await client.protocol.send_request_async("infill/status", None))
+        return status["forwardPasses"], status["forwardSeconds"]
+
+    passes, seconds = await meter()
+    uri = "file:///work/meter.py"
+    open_document(client, uri, PYTHON + "def main():\n    ", "python")
+    result = await inline(client, uri, PYTHON.count("\n") + 1, 4)
+    after_passes, after_seconds = await meter()
+    assert result.items  # the model ran...
+    assert after_passes > passes and after_seconds > seconds  # ...and the meter saw it
+
+
 async def test_initialize_names_the_server_and_its_version(client: LanguageClient):
     info = client.server_result.server_info  # type: ignore[attr-defined]
     assert info is not None and (info.name, info.version) == ("infill-lsp", __version__)

@@ -58,9 +58,15 @@ def register(server: InfillServer) -> None:
         hints.settings_changed(ls)
 
     @server.feature(STATUS)
-    def status(ls: InfillServer, params: Any = None) -> dict[str, str]:
-        """The model's state: loading, ready or error."""
-        return ls.status.to_wire()
+    def status(ls: InfillServer, params: Any = None) -> dict[str, Any]:
+        """The model's state: loading, ready or error; once loaded, also what its forward
+        passes have cost so far (`forwardPasses`, `forwardSeconds`: read before and after a
+        request, the rest of its time is the server's own)."""
+        answer: dict[str, Any] = dict(ls.status.to_wire())
+        if ls.engine is not None:
+            meter = ls.engine.model.meter
+            answer.update(forwardPasses=meter.passes, forwardSeconds=meter.seconds)
+        return answer
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: InfillServer, params: types.DidOpenTextDocumentParams) -> None:

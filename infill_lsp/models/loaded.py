@@ -7,7 +7,9 @@ Knows torch and tokenizers; nothing about files or families.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,25 @@ def head_logits(
 
 
 @dataclass
+class ForwardMeter:
+    """What the model's forward passes have cost since it was loaded (read it before and after
+    a request for that request's share: the rest of its time is everything but the network)."""
+
+    passes: int = 0
+    seconds: float = 0.0
+
+    @contextmanager
+    def timing(self, passes: int = 1) -> Iterator[None]:
+        """Count `passes` forward passes (0: more of the last one) and their wall time."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.passes += passes
+
+
+@dataclass
 class InfillModel:
     """A loaded model: the network, its tokenizer and its metadata."""
 
@@ -79,6 +100,7 @@ class InfillModel:
     forward: Forward = head_logits
     # DecodeOptions fields this model decodes best with (e.g. how a span's length is found)
     decode_defaults: dict[str, Any] = field(default_factory=dict)
+    meter: ForwardMeter = field(default_factory=ForwardMeter)
 
     @property
     def name(self) -> str:
@@ -122,7 +144,8 @@ class InfillModel:
             attention_mask: (B, T) 1 for real tokens, 0 for padding.
         Returns: (B, S, V) float32.
         """
-        ids = ids.to(self.device)
-        if attention_mask is not None:
-            attention_mask = attention_mask.to(self.device)
-        return self.forward(self.network, ids, attention_mask, positions).float()
+        with self.meter.timing():
+            ids = ids.to(self.device)
+            if attention_mask is not None:
+                attention_mask = attention_mask.to(self.device)
+            return self.forward(self.network, ids, attention_mask, positions).float()

@@ -184,31 +184,3 @@ def rss_mib(pid: int) -> tuple[float, float]:
     except OSError:
         pass
     return now, peak
-
-
-@contextmanager
-def count_forward_time(model: Any) -> Iterator[list[float]]:
-    """Time every forward pass: `model.logits` (refresh steps of the context cache included)
-    and the cache's canvas-only steps; each call's seconds are appended to the yielded list."""
-    from infill_lsp.models.context_cache import ContextCache
-
-    original, cached = model.logits, ContextCache._cached_logits
-    spent: list[float] = []
-
-    def timing(function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent.append(time.perf_counter() - start)
-
-        return timed
-
-    model.logits = timing(original)
-    ContextCache._cached_logits = timing(cached)  # type: ignore[method-assign]
-    try:
-        yield spent
-    finally:
-        model.logits = original
-        ContextCache._cached_logits = cached  # type: ignore[method-assign]

@@ -3,11 +3,12 @@
 Starts `python -m infill_lsp` as a separate process and drives it with pygls' language client
 and VS Code's recorded capabilities, as an editor would: open a real Python file, then for each
 request blank out the rest of one line (`didChange`) and ask for inline completion at the end of
-its indentation. The canvas size is the server's `maxSpanTokens` setting. Every request is then
-replayed in this process on the same engine settings, with the model's forward passes timed, to
-split a request's time into forward passes and everything else (server overhead), and handed
-to any companion measurement (the autoregressive baseline on the same prompt) right away, so
-both sides of every ratio see the same load on a shared machine.
+its indentation. The canvas size is the server's `maxSpanTokens` setting. The server's own
+forward-pass time (`infill/status` read before and after each request) splits a request's time
+into the model's forward passes and everything else. Every request is then replayed in this
+process on the same engine settings, to time the engine alone, and handed to any companion
+measurement (the autoregressive baseline on the same prompt) right away, so both sides of every
+ratio see the same load on a shared machine.
 This module knows the LSP wire protocol and the server's settings, not the server's code.
 """
 
@@ -32,7 +33,7 @@ from infill_lsp import regions
 from infill_lsp.engine import Engine
 from infill_lsp.model import InfillModel
 from infill_lsp.options import parse_settings
-from tests.bench.common import RunConfig, count_forward_time, log, median, p95, rss_mib
+from tests.bench.common import RunConfig, log, median, p95, rss_mib
 
 SERVER = [sys.executable, "-m", "infill_lsp", "--log-level", "WARNING"]
 READY_TIMEOUT = 300.0
@@ -51,6 +52,7 @@ class Request:
     seconds: float
     answer: str | None  # the first item's insertText (None: no item)
     variant: str = ""  # the compared server settings it ran under (see `variant_label`)
+    forward_seconds: float = float("nan")  # the server's own forward passes, as it reports them
 
 
 @dataclass
@@ -146,6 +148,13 @@ async def configure(session: Session, settings: dict[str, Any]) -> None:
         types.DidChangeConfigurationParams(settings={"infill": session.settings})
     )
     await session.client.protocol.send_request_async("infill/status", None)  # applied by now
+
+
+async def forward_seconds(session: Session) -> float:
+    """The seconds the server's model has spent in forward passes so far (`infill/status`)."""
+    answer = await session.client.protocol.send_request_async("infill/status", None)
+    seconds = getattr(answer, "forwardSeconds", None)
+    return float(seconds if seconds is not None else answer.get("forwardSeconds", "nan"))
 
 
 def open_document(session: Session, uri: str, text: str) -> None:
@@ -257,13 +266,15 @@ async def measure(
                     for variant in config.variants:
                         settings = variant_settings(variant, config.variants)
                         await configure(session, {"maxSpanTokens": span, **settings})
+                        before = await forward_seconds(session)
                         started = time.perf_counter()
                         answer = await inline(session, uri, line, column)
                         elapsed = time.perf_counter() - started
+                        spent = await forward_seconds(session) - before
                         requests.append(
                             Request(
                                 label, span, line, blanked[:offset], blanked[offset:], removed,
-                                elapsed, answer, variant_label(variant),
+                                elapsed, answer, variant_label(variant), spent,
                             )
                         )  # fmt: skip
                         companions.append(companion(requests[-1]))  # the server is idle now
@@ -310,16 +321,16 @@ def replayer(model: InfillModel, variants: tuple[dict[str, Any], ...] = ({},)) -
         options = replace(
             engine.options, max_span_tokens=request.span_tokens, **overrides[request.variant]
         )
-        with count_forward_time(model) as spent:
-            started = time.perf_counter()
-            [infill] = engine.infill(
-                request.prefix, request.suffix, single_line=single, options=options
-            )
-            elapsed = time.perf_counter() - started
+        passes, seconds = model.meter.passes, model.meter.seconds
+        started = time.perf_counter()
+        [infill] = engine.infill(
+            request.prefix, request.suffix, single_line=single, options=options
+        )
+        elapsed = time.perf_counter() - started
         return {
             "engine_seconds": elapsed,
-            "forward_seconds": sum(spent),
-            "forward_calls": len(spent),
+            "forward_seconds": model.meter.seconds - seconds,
+            "forward_calls": model.meter.passes - passes,
             "steps": infill.passes,
             "tokens": len(infill.confidences),
             "single_line": single,
@@ -341,7 +352,9 @@ def table(
         server = [requests[i].seconds for i in indices]
         forward = [replays[i]["forward_seconds"] for i in indices]
         engine = [replays[i]["engine_seconds"] for i in indices]
-        overhead = [max(0.0, s - f) / s for s, f in zip(server, forward, strict=True) if s > 0]
+        # the server's share outside forwards from its own meter: one process, one request
+        served = [requests[i].forward_seconds for i in indices]
+        overhead = [max(0.0, s - f) / s for s, f in zip(server, served, strict=True) if s > 0]
         rows.append(
             {
                 "file": label,

@@ -44,10 +44,15 @@ def companion(baseline: Baseline) -> Companion:
 
 
 def latency_ratios(requests: list[Request], companions: list[dict[str, Any]]) -> list[dict]:
-    """Per canvas size, over all files: server, engine and baseline medians and their ratios."""
+    """Per canvas size and compared server settings, over all files: server, engine and
+    baseline medians and their ratios."""
     rows = []
-    for span in sorted({r.span_tokens for r in requests}):
-        picked = [i for i, r in enumerate(requests) if r.span_tokens == span]
+    # by canvas size, the settings in the order they were asked (the defaults first)
+    cells = sorted(dict.fromkeys((r.span_tokens, r.variant) for r in requests), key=lambda c: c[0])
+    for span, variant in cells:
+        picked = [
+            i for i, r in enumerate(requests) if (r.span_tokens, r.variant) == (span, variant)
+        ]
         server = median([requests[i].seconds for i in picked])
         engine = median([companions[i]["engine_seconds"] for i in picked])
         exact = median([companions[i]["ar_exact_seconds"] for i in picked])
@@ -55,6 +60,7 @@ def latency_ratios(requests: list[Request], companions: list[dict[str, Any]]) ->
         rows.append(
             {
                 "span_tokens": span,
+                "variant": variant,
                 "requests": len(picked),
                 "server_median_ms": 1000 * server,
                 "engine_median_ms": 1000 * engine,
