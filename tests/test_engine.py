@@ -292,6 +292,20 @@ def test_a_cached_ranking_whose_margin_covers_the_window_decodes_as_full_passes(
         assert got.passes == want.passes  # ...comes out of the same budget
 
 
+def test_the_denoising_steps_go_on_from_the_rankings_cache(
+    engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No refresh due within the budget: the pass over the masks row is the only full pass of
+    # the whole decode (a denoiser starting a cache of its own would add one).
+    spy = Spy(model, monkeypatch)
+    options = DecodeOptions(
+        steps=6, max_span_tokens=12, context_tokens=128, context_refresh=64, rank_margin=4
+    )
+    [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
+    assert result.steps >= 2  # at least one denoising step after the ranking's
+    assert len(spy.windows) == 1 and spy.windows[0].shape[0] == 1
+
+
 def test_length_search_decodes_the_best_lengths_and_keeps_the_likeliest_canvas(
     engine: Engine, model: InfillModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
