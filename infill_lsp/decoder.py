@@ -9,6 +9,7 @@ sampler's settings. It knows the tokenizer and the model's special ids; nothing 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields, replace
 
@@ -32,6 +33,9 @@ from infill_lsp.window import (
 MAX_CANDIDATES = 32
 PROBE_STRIDE = 4
 MASK_GLYPH = "░"  # how a still-masked token shows in a progress canvas
+# `tokens_per_step` never leaves a span fewer passes than this: a short line's ranking passes
+# and two steps after them (one step for a four-token line lost exact lines, issue 18)
+FEWEST_PASSES = 4
 
 
 def sampling_of(options: DecodeOptions) -> Sampling:
@@ -51,6 +55,8 @@ def sampling_of(options: DecodeOptions) -> Sampling:
     if not 1 <= options.lengths_decoded <= MAX_CANDIDATES:
         limit = f"between 1 and {MAX_CANDIDATES}"
         raise InputError(f"lengths_decoded must be {limit}, got {options.lengths_decoded}")
+    if not (options.tokens_per_step >= 0 and math.isfinite(options.tokens_per_step)):
+        raise InputError(f"tokens_per_step must be >= 0, got {options.tokens_per_step}")
     if options.context_refresh < 1:
         raise InputError(f"context_refresh must be at least 1, got {options.context_refresh}")
     return sampling
@@ -58,6 +64,19 @@ def sampling_of(options: DecodeOptions) -> Sampling:
 
 # The Sampling fields DecodeOptions sets (remask_window keeps the sampler's own default).
 _SAMPLING_FIELDS = [item for item in fields(Sampling) if hasattr(DECODE_DEFAULTS, item.name)]
+
+
+def _budget(
+    sampling: Sampling, options: DecodeOptions, masked: torch.Tensor, spent: int
+) -> Sampling:
+    """The denoising steps a canvas gets: `options.steps` forward passes in all, the `spent`
+    ones included, and with `tokens_per_step` at most one pass for every that many tokens the
+    longest row (B, S masked) has to write, or FEWEST_PASSES. Always at least one step."""
+    passes = sampling.steps
+    if options.tokens_per_step > 0:
+        longest = int(masked.sum(dim=1).max()) if masked.numel() else 0
+        passes = min(passes, max(FEWEST_PASSES, math.ceil(longest / options.tokens_per_step)))
+    return replace(sampling, steps=max(1, passes - spent))
 
 
 @dataclass(frozen=True)
@@ -182,14 +201,18 @@ class Decoder:
         first_logits: torch.Tensor | None = None,
         runs: torch.Tensor | None = None,
         logits: LogitsFn | None = None,
+        spent: int = 0,
     ) -> Generator[Progress, None, Denoised]:
-        """Run the sampler on (B, T) ids, turning each of its steps into Progress.
+        """Run the sampler on (B, T) ids within the step budget (`_budget`), turning each of
+        its steps into Progress.
 
         filler=False forbids fillers in the masked positions; `first_logits` (from the length
         ranking) stand in for the first step's forward pass; `runs` (S,) says which hole each
         position belongs to when holes touch (see `sampler.denoise`); `logits` is the logits
-        function to go on with (a cache the length ranking primed), else one of its own.
+        function to go on with (a cache the length ranking primed), else one of its own;
+        `spent` the forward passes already spent on this canvas (deciding its length).
         """
+        sampling = _budget(sampling, options, ids[:, positions] == self.model.ids.mask, spent)
         generator = torch.Generator(device=ids.device)
         if options.seed is None:
             generator.seed()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
@@ -344,8 +344,6 @@ class Engine(Decoder):
                 logits = ranking  # the denoising steps go on from the ranking's cached context
         else:
             ids = ids.repeat(candidates, 1)  # (B, T)
-        # the budget counts every forward pass: those that decided the length come out of it
-        sampling = replace(sampling, steps=max(1, sampling.steps - deciding))
         result = yield from self._denoise(
             ids,
             positions,
@@ -358,6 +356,7 @@ class Engine(Decoder):
             rounds=rounds,
             first_logits=first_logits,
             logits=logits,
+            spent=deciding,  # the budget counts every forward pass, those deciding the length too
         )
         if search and len(scores) > 1:
             scores = (

@@ -75,6 +75,11 @@ class DecodeOptions:
     # model: 396 held-out lines in 35.9 instead of 71.2 s, exact 29 against 30 lines, correct
     # starts 57 either way; 98 lines 9/98 exact either way (BENCHMARKS.md, issue 18).
     rank_margin: int = 16
+    # At most one forward pass (those deciding a length included) for every this many tokens
+    # to write, within `steps` and never under `decoder.FEWEST_PASSES`; the last step commits
+    # what is left. 0: `steps` alone. The default model's is 4 (its infill.json): 396 held-out
+    # lines 29 exact either way, 2.14 instead of 1.64 tokens a pass (BENCHMARKS.md, issue 18).
+    tokens_per_step: float = 0.0
 
 
 DECODE_DEFAULTS = DecodeOptions()
@@ -231,6 +236,13 @@ class Settings:
         "afresh for every length tried; the rest comes from one cached pass (faster, "
         "approximate). 0: a full pass for every length.",
         minimum=0, maximum=65536, decode=True,
+    )  # fmt: skip
+    tokens_per_step: float | None = _setting(
+        None, "tokensPerStep", "number",
+        "At most one forward pass for every this many tokens to write (the passes deciding a "
+        "span's length included), never fewer than 4: fewer, fuller steps. 0: only the steps "
+        "setting bounds them.",
+        minimum=0.0, maximum=64.0, decode=True,
     )  # fmt: skip
     hole_marker: str = _setting(
         "<mask>", "holeMarker", "string", "The marker Fill Holes fills.", check=_marker

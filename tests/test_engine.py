@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from infill_lsp.decoder import FEWEST_PASSES
 from infill_lsp.engine import (
     MASK_GLYPH,
     DecodeOptions,
@@ -304,6 +305,26 @@ def test_the_denoising_steps_go_on_from_the_rankings_cache(
     [result] = engine.infill("total = ", "\nprint(total)\n", options=options)
     assert result.steps >= 2  # at least one denoising step after the ranking's
     assert len(spy.windows) == 1 and spy.windows[0].shape[0] == 1
+
+
+def test_tokens_per_step_allows_one_pass_for_every_so_many_tokens(engine: Engine) -> None:
+    # threshold 1 commits one token a step: only the budget makes a step commit more
+    one_by_one = replace(FAST, steps=16, threshold=1.0, max_span_tokens=12)
+    fuller = replace(one_by_one, tokens_per_step=2)
+    [slow] = engine.infill("total = ", "\n", length=12, options=one_by_one)
+    [told] = engine.infill("total = ", "\n", length=12, options=fuller)
+    assert slow.passes == 12 and len(slow.confidences) == 12
+    assert told.passes == 6 and len(told.confidences) == 12  # 12 / 2, all of it written
+    # a short span keeps FEWEST_PASSES: 6 tokens in 4 passes, not 3; 3 tokens one a pass
+    [short] = engine.infill("total = ", "\n", length=6, options=fuller)
+    assert short.passes == FEWEST_PASSES and len(short.confidences) == 6
+    [shorter] = engine.infill("total = ", "\n", length=3, options=fuller)
+    assert shorter.passes == 3
+    # searching, the passes that ranked the lengths count too
+    [found] = engine.infill("total = ", "\n", options=fuller)
+    written = len(found.confidences)
+    assert found.deciding >= 1
+    assert found.passes <= max(math.ceil(written / 2), FEWEST_PASSES, found.deciding + 1)
 
 
 def test_length_search_decodes_the_best_lengths_and_keeps_the_likeliest_canvas(
