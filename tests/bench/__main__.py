@@ -15,10 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+# The bench runs the server, an in-process replay and the autoregressive baseline on the same
+# cores by turns: its own OpenMP threads must sleep between turns as the server's do (the server
+# sets PASSIVE), or they spin on the server's cores (500-line median 125 ms instead of 107), and
+# the baseline runs under the server's policy. Read once, when torch loads: set before it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
