@@ -176,8 +176,10 @@ def choose_tokens(
         generator: the random stream (only read when some temperature > 0).
     Returns: tokens (N,) long, confidence (N,) float in 0..1, prob of the token (N,).
     """
-    probs = torch.softmax(logits.double(), dim=-1)  # (N, V)
-    tokens = probs.argmax(dim=-1)  # (N,)
+    # Probabilities in float32 (the sampler's largest cost is this vocabulary-wide softmax);
+    # the greedy token is the logits' own argmax, the order float64 would give as well.
+    probs = torch.softmax(logits.float(), dim=-1)  # (N, V)
+    tokens = logits.argmax(dim=-1)  # (N,)
     hot = temperatures > 0  # (N,)
     if bool(hot.any()):
         scale = torch.where(hot, temperatures, 1.0).double()[:, None]  # (N, 1)
@@ -191,11 +193,19 @@ def choose_tokens(
         others = probs.scatter(-1, tokens[..., None], 0.0).amax(dim=-1)  # (N,)
         conf = (token_prob - others).clamp_min(0.0)
     elif confidence == "entropy":
-        entropy = -(probs * torch.log(probs.clamp_min(1e-300))).sum(dim=-1)  # (N,)
+        entropy = torch.special.entr(probs).sum(dim=-1)  # (N,) -p ln p, 0 where p is 0
         conf = torch.exp(-entropy)
     else:
         raise ValueError(f"unknown confidence {confidence!r}: expected one of {CONFIDENCES}")
     return tokens, conf.float(), token_prob.float()
+
+
+def rows_at(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """values[where] for (B, S, V) values and a (B, S) bool `where`: (N, V), a copy, in the same
+    order. Gathered by index, which on a CPU takes a fraction of the time boolean indexing takes
+    over a vocabulary-wide tensor (0.4 against 1.6 ms for a length ranking's rows)."""
+    index = where.flatten().nonzero().squeeze(1)  # (N,)
+    return values.reshape(-1, values.shape[-1]).index_select(0, index)
 
 
 def _spread(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
@@ -374,7 +384,7 @@ def denoise(
             logits = logits_fn(ids, positions)  # (B, S, V)
         if logits.shape[:2] != span.shape:
             raise ValueError(f"logits_fn returned {tuple(logits.shape)}, expected (B, S, V)")
-        picked = logits[masked].float()  # (N, V), a copy
+        picked = rows_at(logits, masked).float()  # (N, V), a copy
         picked[:, banned] = -math.inf
         if filler_id is not None:
             if sampling.filler_penalty:
@@ -458,10 +468,11 @@ def length_scores(
     """
     # Only the masked positions count (about half of a ranking batch's); float32, since
     # (lengths x canvas x vocabulary) in float64 would be hundreds of MB on a 64 canvas.
-    chosen = logits[masked].float()  # (N, V)
+    chosen = rows_at(logits, masked).float()  # (N, V)
     chosen[:, mask_id] = -math.inf
     logp = torch.log_softmax(chosen, dim=-1)  # (N, V) over every id the model may predict
-    logp[:, sorted(set(banned_ids))] = -math.inf
+    banned = torch.tensor(sorted(set(banned_ids)), dtype=torch.long, device=logp.device)
+    logp.index_fill_(1, banned, -math.inf)
     best = torch.zeros(masked.shape, dtype=logp.dtype, device=logp.device)  # (B, S)
     best[masked] = logp.amax(dim=-1)
     lengths = masked.sum(dim=1).clamp_min(1).double()  # (B,)

@@ -17,6 +17,7 @@ from infill_lsp.sampler import (
     denoise,
     length_scores,
     probe_logprobs,
+    rows_at,
     span_runs,
     spread_filler,
     text_to_the_right,
@@ -566,3 +567,12 @@ def test_a_rewrite_keeps_its_regions_length_when_the_model_has_no_preference() -
         expected=region,
     )  # fmt: skip
     assert int((choice.ids[0] == MASK).sum()) == region
+
+
+def test_rows_at_gathers_what_boolean_indexing_gathers() -> None:
+    values = torch.randn(3, 5, 7)  # (B, S, V)
+    where = torch.rand(3, 5) > 0.5
+    where[0, 0] = True
+    assert torch.equal(rows_at(values, where), values[where])
+    strided = torch.randn(5, 3, 7).transpose(0, 1)  # a full pass's logits need not be contiguous
+    assert torch.equal(rows_at(strided, where), strided[where])

@@ -232,7 +232,11 @@ class ContextCache:
             masked = ids[:, self._cached.positions] == self.model.ids.mask  # (B, S)
             logits = hidden.new_zeros((*masked.shape, self.model.vocab_size), dtype=torch.float32)
             if bool(masked.any()):
-                logits[masked] = network.decoder(network.head(hidden[masked])).float()  # (N, V)
+                # by index: boolean indexing over a vocabulary-wide tensor is slow on a CPU
+                index = masked.flatten().nonzero().squeeze(1)  # (N,)
+                rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index)  # (N, H)
+                scores = network.decoder(network.head(rows)).float()  # (N, V)
+                logits.view(-1, logits.shape[-1]).index_copy_(0, index, scores)
         self.canvas_passes += 1
         return logits
 
