@@ -60,6 +60,7 @@ RECIPES = {
         Recipe("fp32", "float32 matrix products", precision="fp32"),
         Recipe("compiled", "bf16 with torch.compile on the forward and loss", compile=True),
         Recipe("muon", "Muon (lr 0.02) for hidden matrices, AdamW for the rest", optimizer="muon"),
+        Recipe("muon-low", "Muon at lr 0.005, AdamW for the rest", optimizer="muon", muon_lr=0.005),
         Recipe("routed", "TREAD: half the tokens skip layers 1-2 of 4", route=0.5),
         Recipe("muon-routed", "Muon and TREAD routing together", optimizer="muon", route=0.5),
         Recipe("wide", "4 layers x 384 (base's width)", size="wide"),
