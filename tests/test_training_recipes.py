@@ -24,7 +24,15 @@ from infill_train.train import (
     hidden_matrices,
     train,
 )
-from tests.bench.efficiency import cpu_for_accuracy, render, summarize
+from tests.bench.efficiency import (
+    RECIPES,
+    Contestant,
+    Data,
+    Settings,
+    cpu_for_accuracy,
+    render,
+    summarize,
+)
 from tests.tiny_model import SAMPLE_TEXTS
 
 FOUR_LAYERS = Size(layers=4, hidden=32, heads=2, intermediate=64)
@@ -178,6 +186,36 @@ def test_the_report_renders_a_run_stopped_between_marks() -> None:
     results["summary"] = summarize(results["recipes"])
     report = render(results)
     assert "| current | 4.79 M | 60 | 23,188 |" in report and "not yet measured" in report
+
+
+def test_a_recipe_trains_on_its_own_batch_window_and_rate() -> None:
+    settings = Settings.quick()
+    languages = ["python"] * len(SAMPLE_TEXTS)
+    data = Data(SAMPLE_TEXTS, languages, SAMPLE_TEXTS, languages, "samples")
+    v6 = Contestant(RECIPES["v6"], settings, data, quick=True).trainer.config
+    assert (v6.batch, v6.objective.context, v6.lr) == (16, 256, settings.lr)
+    first = Contestant(RECIPES["v6-start"], settings, data, quick=True).trainer.config
+    assert (first.batch, first.objective.context, first.lr) == (16, 256, 1e-3)
+    faster = Contestant(RECIPES["lr4x"], settings, data, quick=True).trainer.config
+    assert (faster.batch, faster.objective.context) == (settings.batch, settings.context)
+    assert faster.lr == pytest.approx(4 * settings.lr)
+
+
+def test_the_speedups_are_read_against_the_chosen_recipe() -> None:
+    def recipe(name: str, accuracies: list[float]) -> dict:
+        points = [
+            {"cpu_seconds": 100.0 * (i + 1), "masked_accuracy": {"0.15": a},
+             "masked_loss": {"0.15": 5.0 - 10 * a}}
+            for i, a in enumerate(accuracies)
+        ]  # fmt: skip
+        return {"name": name, "points": points}
+
+    # v6 gains 0.04 a doubling of CPU time; current reaches at 400 s what v6 would at 1600 s.
+    recipes = [recipe("current", [0.20, 0.24, 0.26, 0.30]), recipe("v6", [0.10, 0.14, 0.16, 0.22])]
+    summary = summarize(recipes, against="v6")
+    assert summary["v6"]["speedup"] == 1.0
+    assert summary["current"]["speedup"] > 1.0 and summary["current"]["accuracy_gain_points"] == 8.0
+    assert summarize(recipes)["current"]["speedup"] == 1.0, "current is the default reference"
 
 
 @pytest.mark.slow

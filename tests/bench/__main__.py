@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     efficiency.add_argument("--lr", type=float, help="AdamW's peak learning rate")
     efficiency.add_argument("--warmup-tokens", type=int, help="tokens of linear warm-up")
     efficiency.add_argument("--marks", help="shares of the budget to measure at, e.g. 0.25,0.5,1")
+    efficiency.add_argument("--against", help="the recipe others are measured against (current)")
+    efficiency.add_argument("--eval-context", type=int, help="tokens per held-out window (256)")
     snapshot = subs.add_parser("snapshot", help="turn a training checkpoint into a model dir")
     snapshot.add_argument("--checkpoint", required=True, help="a *.checkpoint directory")
     snapshot.add_argument("--tokenizer", required=True)

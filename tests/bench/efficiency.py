@@ -51,6 +51,11 @@ class Recipe:
     route: float = 0.0
     compile: bool = False
     language_mix: float = 1.0
+    # The run's batch and training window unless the recipe is about them (None: the run's).
+    batch: int | None = None
+    context: int | None = None
+    lr_scale: float = 1.0  # times the run's learning rate
+    lr: float | None = None  # a rate of its own instead
 
 
 RECIPES = {
@@ -67,6 +72,23 @@ RECIPES = {
         Recipe("deep", "8 layers x 192 (base's depth, narrower)", size="deep"),
         Recipe("base", "8 layers x 384", size="base"),
         Recipe("mix", "language shares flattened: (share of characters) ** 0.5", language_mix=0.5),
+        # How the default model was grown (scripts/train_default_model.sh): 16 windows of 256,
+        # at 1e-3 for its first 28 M tokens (the steep part of its curve), 5e-4 after.
+        Recipe(
+            "v6",
+            "the default model's shape of batch, 16 x 256, at the run's rate",
+            batch=16,
+            context=256,
+        ),
+        Recipe(
+            "v6-start",
+            "the default model's first sitting: 16 x 256 at lr 1e-3",
+            batch=16,
+            context=256,
+            lr=1e-3,
+        ),
+        Recipe("lr2x", "twice the run's learning rate", lr_scale=2.0),
+        Recipe("lr4x", "four times the run's learning rate", lr_scale=4.0),
     )
 }
 QUICK_SIZES = {  # shapes of the same kinds, small enough for CI
@@ -86,17 +108,22 @@ class Settings:
     marks: tuple[float, ...] = (0.5, 1.0)  # shares of the budget where all are measured
     batch: int = 8  # small batches: more steps in a short budget
     context: int = 128
+    # Held-out windows are this long for every recipe, whatever window it trains on: the
+    # server reads up to 256 tokens around the cursor.
+    eval_context: int = 256
     lr: float = 1e-3
     warmup_tokens: int = 20_000
     windows: int = 64  # held-out windows per mask ratio
     spans: int = 24  # held-out single lines, at the end (decoding them costs the most)
     language_windows: int = 8  # per language, at the end
     seed: int = 0
+    against: str = "current"  # the recipe every other is measured against
 
     @classmethod
     def quick(cls) -> Settings:
         return cls(cpu_seconds=2.0, slice_seconds=0.5, marks=(1.0,), batch=4, context=64,
-                   lr=3e-3, warmup_tokens=500, windows=4, spans=2, language_windows=2)  # fmt: skip
+                   eval_context=64, lr=3e-3, warmup_tokens=500, windows=4, spans=2,
+                   language_windows=2)  # fmt: skip
 
 
 @dataclass
@@ -153,11 +180,13 @@ class Contestant:
         tokenizer = load_tokenizer(DEFAULT_MODEL_DIR)
         shape: str | Size = QUICK_SIZES[recipe.size] if quick else recipe.size
         torch.manual_seed(settings.seed)  # the same start for every recipe of one shape
-        network = build_network(shape, tokenizer, max_positions=max(1024, settings.context))
+        context = recipe.context or settings.context
+        network = build_network(shape, tokenizer, max_positions=max(1024, context))
         self.parameters = sum(p.numel() for p in network.parameters())
-        objective = ObjectiveConfig(context=settings.context, language_mix=recipe.language_mix)
+        objective = ObjectiveConfig(context=context, language_mix=recipe.language_mix)
         config = TrainConfig(
-            size=recipe.size, batch=settings.batch, lr=settings.lr,
+            size=recipe.size, batch=recipe.batch or settings.batch,
+            lr=recipe.lr or settings.lr * recipe.lr_scale,
             warmup_tokens=settings.warmup_tokens, schedule_tokens=10**12, min_lr_ratio=1.0,
             checkpoint_minutes=1e9, seed=settings.seed, precision=recipe.precision,
             optimizer=recipe.optimizer, muon_lr=recipe.muon_lr, route=recipe.route,
@@ -195,7 +224,7 @@ class Contestant:
         )  # fmt: skip
         # Lines are decoded at the end only: an untrained model decodes slowly and fills none.
         config = EvalConfig(spans=settings.spans, kinds=("line",) if final else (),
-                            seed=settings.seed, context=settings.context, mask_ratios=RATIOS,
+                            seed=settings.seed, context=settings.eval_context, mask_ratios=RATIOS,
                             accuracy_windows=settings.windows)  # fmt: skip
         report = evaluate(model, data.heldout_texts, data.heldout_languages, config)
         point: dict[str, Any] = {
@@ -224,7 +253,7 @@ def by_language(model: InfillModel, data: Data, settings: Settings) -> dict[str,
                  if lang == language]  # fmt: skip
         if len(texts) >= 3:
             accuracy, _ = masked_scores(model, texts, RATIOS, settings.language_windows,
-                                        settings.context, settings.seed)  # fmt: skip
+                                        settings.eval_context, settings.seed)  # fmt: skip
             report[language] = {"files": len(texts), **accuracy}
     return report
 
@@ -261,7 +290,7 @@ def run(
              "cpu_ms_per_token": round(1000 * c.spent / max(1, c.trainer.state.tokens), 4)}
             for c in contestants
         ]  # fmt: skip
-        results["summary"] = summarize(results["recipes"])
+        results["summary"] = summarize(results["recipes"], settings.against)
         out.mkdir(parents=True, exist_ok=True)
         (out / "efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
         (out / "efficiency.md").write_text(render(results))
@@ -300,13 +329,14 @@ def mean_loss(point: dict[str, Any]) -> float:
     return sum(losses.values()) / len(losses) if losses else math.nan
 
 
-def summarize(recipes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each recipe's speed against the current one: the CPU time the current recipe needs for
-    the recipe's final held-out loss (mean over the mask ratios), and for its final accuracy at
-    t = 0.15, read off the current recipe's curve (straight in log CPU time between measured
-    points, the fitted line beyond them), over the recipe's own CPU time. The loss moves from
-    the first steps; the accuracy only once the model predicts more than the commonest token."""
-    current = next((r for r in recipes if r["name"] == "current"), None)
+def summarize(recipes: list[dict[str, Any]], against: str = "current") -> dict[str, Any]:
+    """Each recipe's speed against the reference one (`against`): the CPU time the reference
+    needs for the recipe's final held-out loss (mean over the mask ratios), and for its final
+    accuracy at t = 0.15, read off the reference's curve (straight in log CPU time between
+    measured points, the fitted line beyond them), over the recipe's own CPU time. The loss
+    moves from the first steps; the accuracy only once the model predicts more than the
+    commonest token."""
+    current = next((r for r in recipes if r["name"] == against), None)
     if current is None or not current["points"]:
         return {}
     accuracy = [(p["cpu_seconds"], p["masked_accuracy"]["0.15"]) for p in current["points"]]
@@ -352,21 +382,25 @@ def cpu_for_accuracy(curve: list[tuple[float, float]], accuracy: float) -> float
 def render(results: dict[str, Any]) -> str:
     """The Markdown report."""
     run_info, settings = results["run"], results["run"]["settings"]
+    against = settings.get("against", "current")
     lines = [
         "# Training efficiency: held-out quality at equal CPU time",
         "",
         f"{run_info['cpu']}, {run_info['cores']} cores, torch {run_info['torch']}; native bf16: "
         f"{run_info['native_bf16']}; budget {settings['cpu_seconds']:.0f} CPU s per recipe "
         f"(process time, all threads), interleaved in {settings['slice_seconds']:.0f} s slices; "
-        f"batch {settings['batch']} x {settings['context']}; held-out: {run_info['heldout']} "
-        f"({settings['windows']} windows per ratio, {settings['spans']} single lines); "
+        f"batch {settings['batch']} x {settings['context']} unless a recipe says otherwise; "
+        f"held-out: {run_info['heldout']} ({settings['windows']} windows of "
+        f"{settings.get('eval_context', settings['context'])} tokens per ratio, "
+        f"{settings['spans']} single lines); "
         f"wall {results.get('wall_seconds', 0) / 60:.1f} min.",
         "",
         "Matrix products (GFLOP/s): "
         + ", ".join(f"{k}: {v}" for k, v in results["matmul_gflops"].items()),
         "",
         "| recipe | params | CPU s | tokens | CPU ms / token | held-out loss | "
-        "masked acc. t = 0.15 / 0.5 / 0.9 | line exact (unknown / told) | vs current: t = 0.15 "
+        f"masked acc. t = 0.15 / 0.5 / 0.9 | line exact (unknown / told) | vs {against}: "
+        "t = 0.15 "
         "| speed-up by loss | by accuracy | compile CPU s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -416,7 +450,7 @@ def main(args: Any) -> dict[str, Any]:
         settings.cpu_seconds = 60 * args.cpu_minutes
     if args.slice_seconds is not None:
         settings.slice_seconds = args.slice_seconds
-    for name in ("batch", "context", "lr", "warmup_tokens"):
+    for name in ("batch", "context", "eval_context", "lr", "warmup_tokens"):
         if getattr(args, name, None) is not None:
             setattr(settings, name, getattr(args, name))
     if getattr(args, "marks", None):
@@ -426,8 +460,10 @@ def main(args: Any) -> dict[str, Any]:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipes {unknown}; known: {', '.join(RECIPES)}")
-    if "current" not in names:
-        names.insert(0, "current")  # every recipe is measured against it in the same run
+    if getattr(args, "against", None):
+        settings.against = args.against
+    if settings.against not in names:
+        names.insert(0, settings.against)  # every recipe is measured against it in the same run
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus = Path(args.corpus) if args.corpus else None
