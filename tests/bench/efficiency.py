@@ -180,13 +180,13 @@ class Contestant:
         tokenizer = load_tokenizer(DEFAULT_MODEL_DIR)
         shape: str | Size = QUICK_SIZES[recipe.size] if quick else recipe.size
         torch.manual_seed(settings.seed)  # the same start for every recipe of one shape
-        context = recipe.context or settings.context
+        context = settings.context if recipe.context is None else recipe.context
         network = build_network(shape, tokenizer, max_positions=max(1024, context))
         self.parameters = sum(p.numel() for p in network.parameters())
         objective = ObjectiveConfig(context=context, language_mix=recipe.language_mix)
         config = TrainConfig(
-            size=recipe.size, batch=recipe.batch or settings.batch,
-            lr=recipe.lr or settings.lr * recipe.lr_scale,
+            size=recipe.size, batch=settings.batch if recipe.batch is None else recipe.batch,
+            lr=settings.lr * recipe.lr_scale if recipe.lr is None else recipe.lr,
             warmup_tokens=settings.warmup_tokens, schedule_tokens=10**12, min_lr_ratio=1.0,
             checkpoint_minutes=1e9, seed=settings.seed, precision=recipe.precision,
             optimizer=recipe.optimizer, muon_lr=recipe.muon_lr, route=recipe.route,
