@@ -199,6 +199,11 @@ def test_a_recipe_trains_on_its_own_batch_window_and_rate() -> None:
     faster = Contestant(RECIPES["lr4x"], settings, data, quick=True).trainer.config
     assert (faster.batch, faster.objective.context) == (settings.batch, settings.context)
     assert faster.lr == pytest.approx(4 * settings.lr)
+    dense = Contestant(RECIPES["dense"], settings, data, quick=True).trainer
+    assert {dense.examples[i].mode for i in range(40)} == {"document"}
+    current = Contestant(RECIPES["current"], settings, data, quick=True).trainer
+    assert "document" in {current.examples[i].mode for i in range(40)}
+    assert len({current.examples[i].mode for i in range(40)}) > 1, "infill windows as well"
 
 
 def test_the_speedups_are_read_against_the_chosen_recipe() -> None:

@@ -56,6 +56,7 @@ class Recipe:
     context: int | None = None
     lr_scale: float = 1.0  # times the run's learning rate
     lr: float | None = None  # a rate of its own instead
+    document_share: float | None = None  # share of windows in document mode (None: the objective's)
 
 
 RECIPES = {
@@ -89,6 +90,17 @@ RECIPES = {
         ),
         Recipe("lr2x", "twice the run's learning rate", lr_scale=2.0),
         Recipe("lr4x", "four times the run's learning rate", lr_scale=4.0),
+        # Label density: a document window supervises about half its tokens, an infill window
+        # only its span and canvas (a few dozen), for the same forward and backward pass.
+        Recipe(
+            "dense", "document windows only (every window about half labels)", document_share=1.0
+        ),
+        Recipe(
+            "dense-lr2x",
+            "document windows only, twice the run's learning rate",
+            document_share=1.0,
+            lr_scale=2.0,
+        ),
     )
 }
 QUICK_SIZES = {  # shapes of the same kinds, small enough for CI
@@ -184,6 +196,8 @@ class Contestant:
         network = build_network(shape, tokenizer, max_positions=max(1024, context))
         self.parameters = sum(p.numel() for p in network.parameters())
         objective = ObjectiveConfig(context=context, language_mix=recipe.language_mix)
+        if recipe.document_share is not None:
+            objective = replace(objective, document_share=recipe.document_share)
         config = TrainConfig(
             size=recipe.size, batch=settings.batch if recipe.batch is None else recipe.batch,
             lr=settings.lr * recipe.lr_scale if recipe.lr is None else recipe.lr,
