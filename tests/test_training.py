@@ -281,6 +281,24 @@ def test_some_infill_examples_are_told_their_length(tokenizer) -> None:
     assert told > 30 and untold > 30
 
 
+def test_a_run_reads_documents_first_then_the_mix(tokenizer) -> None:
+    texts = [make_text(i) for i in range(20)]
+    config = ObjectiveConfig(context=128, document_share=0.0, dense_windows=50)
+    stream = Examples(texts, ["python"] * len(texts), tokenizer, config)
+    assert {stream[i].mode for i in range(50)} == {"document"}
+    later = [stream[i].mode for i in range(50, 150)]
+    assert later.count("document") < 10, "the mix after: here (share 0) infill windows only"
+
+
+def test_dense_tokens_are_counted_in_windows_of_the_run() -> None:
+    from infill_train import cli
+
+    base = ["train", "--corpus", "c", "--tokenizer", "t", "--out", "m", "--context", "128"]
+    args = cli.build_parser().parse_args([*base, "--dense-tokens", "1000000"])
+    assert cli.train_config(args).objective.dense_windows == 1_000_000 // 128
+    assert cli.train_config(cli.build_parser().parse_args(base)).objective.dense_windows == 0
+
+
 def test_untold_canvases_are_too_long_or_too_short_and_say_which(tokenizer) -> None:
     """The length-aware objective: an untold canvas is either longer than its span (the surplus
     positions' target is the filler, every one predicted) or shorter (its last position's target
@@ -570,6 +588,10 @@ def test_eval_command_offers_every_span_kind() -> None:
         (
             ["train", "--corpus", "/c", "--tokenizer", "/t", "--out", "/m", "--document-share=2"],
             "expected a number from 0 to 1",
+        ),
+        (
+            ["train", "--corpus", "/c", "--tokenizer", "/t", "--out", "/m", "--dense-tokens=-3"],
+            "expected a whole number",
         ),
     ],
 )

@@ -86,6 +86,8 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
             context=args.context,
             corruption=args.corruption,
             document_share=args.document_share,
+            # Windows hold up to `context` tokens (document windows nearly always that many).
+            dense_windows=args.dense_tokens // args.context,
             language_mix=args.language_mix,
             **{
                 name: getattr(args, name)
@@ -270,6 +272,13 @@ def writable(out: Path) -> Path:
     return out
 
 
+def _count(text: str) -> int:
+    """A whole number, 0 or more (argparse type)."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return int(text)
+
+
 def _share(text: str) -> float:
     """A share from 0 to 1 (argparse type)."""
     try:
@@ -297,6 +306,12 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
     sub.add_argument("--corruption", type=float, default=0.0, help="random-token share")
     sub.add_argument(
         "--document-share", type=_share, default=0.5, help="share of windows in document mode"
+    )
+    sub.add_argument(
+        "--dense-tokens",
+        type=_count,
+        default=0,
+        help="the run's first N tokens are all document windows (dense labels), the mix after",
     )
     sub.add_argument(
         "--known-length-share",

@@ -58,6 +58,10 @@ class ObjectiveConfig:
     max_span_tokens: int = 64
     max_fillers: int = 64  # K: fillers appended after a span, drawn from 0..K
     document_share: float = 0.5  # share of examples in document mode (dense labels)
+    # The first this many windows of a run are all in document mode, the mix after: a document
+    # window supervises about half its tokens, an infill window a few dozen, so the language is
+    # learnt fastest on documents and the span conventions after (BENCHMARKS.md, session 12).
+    dense_windows: int = 0
     known_length_share: float = 0.4  # share of infill examples whose fillers stay visible
     too_short_share: float = 0.3  # share of untold infill examples whose canvas is too short
     # What the editor asks most: single lines, then a few lines, then whole blocks.
@@ -151,7 +155,7 @@ class Examples:
         text = self.texts[file]
         start, end = self._window(text, rng)
         window = text[start:end]
-        if rng.random() < self.config.document_share:
+        if index < self.config.dense_windows or rng.random() < self.config.document_share:
             return self._document(window, start == 0, end == len(text))
         kind = rng.choices(self.span_kinds, self.span_weights)[0]
         for _ in range(4):
