@@ -296,7 +296,11 @@ def test_dense_tokens_are_counted_in_windows_of_the_run() -> None:
     base = ["train", "--corpus", "c", "--tokenizer", "t", "--out", "m", "--context", "128"]
     args = cli.build_parser().parse_args([*base, "--dense-tokens", "1000000"])
     assert cli.train_config(args).objective.dense_windows == 1_000_000 // 128
-    assert cli.train_config(cli.build_parser().parse_args(base)).objective.dense_windows == 0
+    schedule = [*base, "--schedule-tokens", "2560000"]
+    default = cli.train_config(cli.build_parser().parse_args(schedule))
+    assert default.objective.dense_windows == 1_280_000 // 128, "train: the schedule's first half"
+    finetune = ["finetune", "--repo", "r", "--out", "m", "--context", "128"]
+    assert cli.train_config(cli.build_parser().parse_args(finetune)).objective.dense_windows == 0
 
 
 def test_untold_canvases_are_too_long_or_too_short_and_say_which(tokenizer) -> None:

@@ -66,13 +66,16 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
     from .objective import ObjectiveConfig
     from .train import TrainConfig
 
+    schedule = args.schedule_tokens or args.max_tokens or 200_000_000
+    # Document windows first (BENCHMARKS.md, session 12): by default the schedule's first half.
+    dense = schedule // 2 if args.dense_tokens is None else args.dense_tokens
     return TrainConfig(
         size=args.size,
         batch=args.batch,
         lr=args.lr,
         max_tokens=args.max_tokens,
         max_minutes=args.max_minutes,
-        schedule_tokens=args.schedule_tokens or args.max_tokens or 200_000_000,
+        schedule_tokens=schedule,
         warmup_tokens=args.warmup_tokens,
         min_lr_ratio=args.min_lr_ratio,
         checkpoint_minutes=args.checkpoint_minutes,
@@ -87,7 +90,7 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
             corruption=args.corruption,
             document_share=args.document_share,
             # Windows hold up to `context` tokens (document windows nearly always that many).
-            dense_windows=args.dense_tokens // args.context,
+            dense_windows=dense // args.context,
             language_mix=args.language_mix,
             **{
                 name: getattr(args, name)
@@ -310,8 +313,9 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
     sub.add_argument(
         "--dense-tokens",
         type=_count,
-        default=0,
-        help="the run's first N tokens are all document windows (dense labels), the mix after",
+        help="the first N tokens of the run (counted from its start, through --init and --resume) "
+        "are all document windows, whose labels are dense; the mix after (train's default: the "
+        "first half of --schedule-tokens; finetune's: 0)",
     )
     sub.add_argument(
         "--known-length-share",
@@ -402,7 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--eval-spans", type=int, default=200)
     add_train_options(finetune, lr=3e-4)
     # A fine-tune is a sitting of minutes: bounded by default, with a short warm-up.
-    finetune.set_defaults(run=_finetune, size="finetune", max_minutes=15.0, warmup_tokens=200_000)
+    finetune.set_defaults(
+        run=_finetune, size="finetune", max_minutes=15.0, warmup_tokens=200_000, dense_tokens=0
+    )
 
     evaluate = subs.add_parser("eval", help="measure a model on held-out files")
     evaluate.add_argument("--model", default="default")

@@ -27,7 +27,9 @@ enough to skew a small model (BENCHMARKS.md). `<mask>` is never a prediction.
 Why a plain average and not the ELBO's 1/t weights: with 1/t, the one or two tokens of a
 sequence drawn at t near 0 carry hundreds of times the weight of the rest, and on a CPU budget of
 a few thousand steps that variance costs more than the bound's exactness buys. Document mode
-supervises about half of its window, infill mode a span, so document windows carry most labels.
+supervises about half of its window, infill mode a span, so document windows carry most labels;
+a run's first `dense_windows` windows are documents only, which learns the language about twice
+as fast per CPU second, and the span conventions follow in the mix after.
 Example i depends only on (seed, i), so training resumes at the exact data position.
 """
 
