@@ -62,7 +62,10 @@ class Recipe:
 RECIPES = {
     r.name: r
     for r in (
-        Recipe("current", "the current recipe: small, AdamW, bf16 where native (auto)"),
+        Recipe(
+            "current",
+            "small, AdamW, bf16 where native, the objective's mix of windows throughout",
+        ),
         Recipe("fp32", "float32 matrix products", precision="fp32"),
         Recipe("compiled", "bf16 with torch.compile on the forward and loss", compile=True),
         Recipe("muon", "Muon (lr 0.02) for hidden matrices, AdamW for the rest", optimizer="muon"),
