@@ -29,7 +29,9 @@ JEMALLOC=$(ldconfig -p 2>/dev/null | grep -o '/[^ ]*libjemalloc\.so\.2$' | head 
 if [ -f runs/default-small/model.checkpoint/state.json ]; then START=(--resume); else START=(--init infill_lsp/default_model); fi
 # v2 was annealed to 1e-4 at 28 M tokens; later sittings go on at half the first peak, with more
 # infill windows so the model learns where spans end (what cursor completion needs), half of them
-# told the length (fillers visible: the layout the server's length search decodes).
+# told the length (fillers visible: the layout the server's length search decodes). No document-only
+# phase (--dense-tokens 0): that is for runs from scratch; a model that already knows the span
+# conventions gains nothing from it and loses them for a while (BENCHMARKS.md, session 12).
 .venv/bin/infill-train train --corpus runs/corpus-default "${START[@]}" --tokenizer infill_lsp/default_model \
     --out runs/default-small/model --batch 16 --lr 5e-4 --schedule-tokens 150000000 \
-    --document-share 0.35 --known-length-share 0.5 --checkpoint-minutes 8 "$@"
+    --document-share 0.35 --dense-tokens 0 --known-length-share 0.5 --checkpoint-minutes 8 "$@"

@@ -353,11 +353,11 @@ def summarize(recipes: list[dict[str, Any]], against: str = "current") -> dict[s
     measured points, the fitted line beyond them), over the recipe's own CPU time. The loss
     moves from the first steps; the accuracy only once the model predicts more than the
     commonest token."""
-    current = next((r for r in recipes if r["name"] == against), None)
-    if current is None or not current["points"]:
+    reference = next((r for r in recipes if r["name"] == against), None)
+    if reference is None or not reference["points"]:
         return {}
-    accuracy = [(p["cpu_seconds"], p["masked_accuracy"]["0.15"]) for p in current["points"]]
-    loss = [(p["cpu_seconds"], -mean_loss(p)) for p in current["points"]]
+    accuracy = [(p["cpu_seconds"], p["masked_accuracy"]["0.15"]) for p in reference["points"]]
+    loss = [(p["cpu_seconds"], -mean_loss(p)) for p in reference["points"]]
     summary = {}
     for recipe in recipes:
         if not recipe["points"]:
