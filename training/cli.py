@@ -389,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     add_train_options(train, lr=1e-3)
-    train.set_defaults(run=_train)
+    # The recipe that reached v6's held-out accuracy in 0.44 of its CPU hours (BENCHMARKS.md,
+    # session 13): 1,024 tokens a step, a short warm-up, a low floor.
+    train.set_defaults(run=_train, batch=4, warmup_tokens=500_000, min_lr_ratio=0.05)
 
     finetune = subs.add_parser("finetune", help="fine-tune a model on a codebase")
     finetune.add_argument("--repo", required=True, help="the codebase")
