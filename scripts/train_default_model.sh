@@ -32,6 +32,9 @@ if [ -f runs/default-small/model.checkpoint/state.json ]; then START=(--resume);
 # told the length (fillers visible: the layout the server's length search decodes). No document-only
 # phase (--dense-tokens 0): that is for runs from scratch; a model that already knows the span
 # conventions gains nothing from it and loses them for a while (BENCHMARKS.md, session 12).
+# Warm-up and floor are pinned to this run's own (train's defaults changed in session 13), so a
+# sitting resumed with --resume keeps the schedule it started with.
 .venv/bin/infill-train train --corpus runs/corpus-default "${START[@]}" --tokenizer infill_lsp/default_model \
     --out runs/default-small/model --batch 16 --lr 5e-4 --schedule-tokens 150000000 \
-    --document-share 0.35 --dense-tokens 0 --known-length-share 0.5 --checkpoint-minutes 8 "$@"
+    --document-share 0.35 --dense-tokens 0 --known-length-share 0.5 --checkpoint-minutes 8 \
+    --warmup-tokens 1000000 --min-lr-ratio 0.1 "$@"
