@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from infill_train.sizes import build_network
 from infill_train.tokenizer import token_ids, train_tokenizer
 from infill_train.train import (
     TrainConfig,
+    Trainer,
     TrainingError,
     checkpoint_dir,
     train,
@@ -460,6 +462,23 @@ def test_training_lowers_loss_writes_a_loadable_model_and_resumes(tmp_path, toke
     assert resumed.cpu_seconds > state.cpu_seconds and resumed.cpu_counted_from == 0
 
 
+def test_worker_processes_build_the_same_batches_as_the_loop(tokenizer) -> None:
+    texts = [make_text(i) for i in range(20)]
+    network = build_network("test", tokenizer, max_positions=256)
+    loop = Trainer(network, tokenizer, texts, ["python"] * 20, tiny_config())
+    loop.state.step = 7  # a resumed run's workers start at its step
+    workers = Trainer(network, tokenizer, texts, ["python"] * 20, tiny_config(workers=2))
+    workers.state.step = 7
+    steps = (itertools.islice(t.batches(), 3) for t in (loop, workers))
+    for built, fetched in zip(*steps, strict=True):
+        for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
+            assert torch.equal(getattr(built, name), getattr(fetched, name)), name
+        assert built.tokens == fetched.tokens
+    assert not torch.equal(loop.batch(7).input_ids, loop.batch(8).input_ids)
+    losses = [loop.step(batch) for batch in itertools.islice(workers.batches(), 2)]
+    assert loop.state.step == 9 and all(math.isfinite(loss) for loss in losses)
+
+
 def test_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch) -> None:
     import infill_train.train as loop
 
@@ -635,3 +654,14 @@ def test_held_out_loss_is_the_mean_nll_of_the_masked_tokens(tiny_model_dir: Path
     assert set(loss) == set(accuracy) == {"0.15", "0.5"}
     for ratio in loss:
         assert loss[ratio] == pytest.approx(math.log(model.vocab_size - 1), rel=1e-5)
+
+
+def test_the_card_says_which_part_of_a_run_was_on_a_gpu() -> None:
+    from infill_train.card import model_card
+
+    cpu_only = {"train_seconds": 7200.0, "train_cpu_seconds": 6800.0, "tokens_seen": 10_000}
+    assert "GPU" not in model_card({"recipe": cpu_only})
+    on_gpu = {**cpu_only, "gpu_seconds": 516.0, "gpu": "one test GPU", "gpu_tokens": 9_000}
+    line = next(x for x in model_card({"recipe": on_gpu}).splitlines() if "training time" in x)
+    assert "2.00 hours on 2 CPU cores" in line
+    assert "then 8.6 minutes on one test GPU (9,000 of the tokens)" in line

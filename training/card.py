@@ -82,6 +82,16 @@ def _cpu_hours(recipe: dict[str, Any]) -> str:
     return f"; {cpu:.2f} CPU hours measured (process time, all threads){since}"
 
 
+def _gpu_time(recipe: dict[str, Any]) -> str:
+    """A sitting on an accelerator, which the CPU counts above do not include."""
+    seconds = recipe.get("gpu_seconds")
+    if not seconds:
+        return ""
+    tokens = recipe.get("gpu_tokens")
+    of = f" ({tokens:,} of the tokens)" if tokens else ""
+    return f"; then {seconds / 60:.1f} minutes on {recipe.get('gpu', 'a GPU')}{of}"
+
+
 def model_card(metadata: dict[str, Any]) -> str:
     """A README.md for a model directory, from its metadata."""
     recipe = metadata.get("recipe", {})
@@ -101,7 +111,7 @@ def model_card(metadata: dict[str, Any]) -> str:
         "newlines), lossless on any text; special tokens "
         + " ".join(f"`{t}`" for t in (metadata.get("special_tokens") or SPECIAL_TOKENS).values()),
         f"- tokens seen: {recipe.get('tokens_seen', 0):,} ({recipe.get('steps', 0):,} steps)",
-        f"- training time: {hours:.2f} hours on 2 CPU cores{_cpu_hours(recipe)}",
+        f"- training time: {hours:.2f} hours on 2 CPU cores{_cpu_hours(recipe)}{_gpu_time(recipe)}",
         "- final training loss (nats per masked unit, smoothed): "
         f"{recipe.get('final_loss', float('nan')):.3f}",
     ]

@@ -85,6 +85,7 @@ def train_config(args: argparse.Namespace):  # -> TrainConfig
         muon_lr=args.muon_lr,
         route=args.route,
         compile=args.compile,
+        workers=args.workers,
         objective=ObjectiveConfig(
             context=args.context,
             corruption=args.corruption,
@@ -306,6 +307,12 @@ def add_train_options(sub: argparse.ArgumentParser, lr: float) -> None:
         "--min-lr-ratio", type=float, default=0.1, help="the decay's floor, as a share of --lr"
     )
     sub.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    sub.add_argument(
+        "--workers",
+        type=_count,
+        default=0,
+        help="processes that build batches ahead of the loop (for a GPU; 0: the loop builds them)",
+    )
     sub.add_argument("--corruption", type=float, default=0.0, help="random-token share")
     sub.add_argument(
         "--document-share", type=_share, default=0.5, help="share of windows in document mode"

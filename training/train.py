@@ -13,12 +13,13 @@ model directory is written atomically next to the checkpoint.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,10 @@ class TrainConfig:
     muon_lr: float = 0.02  # Muon's peak rate (the schedule scales it as it scales lr)
     route: float = 0.0  # share of tokens that skip the middle layers in training (TREAD)
     compile: bool = False  # torch.compile the forward and loss
+    # Processes that build batches ahead of the loop (0: the loop builds its own). On an
+    # accelerator one process cannot cut and mask windows as fast as the model eats them.
+    # Their CPU time is not in the run's count: that counts the loop's process only.
+    workers: int = 0
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
@@ -380,6 +385,9 @@ class Trainer:
         self.examples = objective.examples(
             texts, languages, tokenizer, config.objective, config.seed
         )
+        self.batch_maker = BatchMaker(
+            self.examples, self.ids, tokenizer.get_vocab_size(), config, objective.collate
+        )
         optimizer = build_optimizer(network, config)
         self.state = start or TrainState()
         if resume_from is not None:
@@ -391,7 +399,6 @@ class Trainer:
             self.state.cpu_counted_from = self.state.tokens
         self.network, self.optimizer = self.accelerator.prepare(network, optimizer)
         self.network.train()
-        self.generator = torch.Generator()
         self.route_rng = torch.Generator()  # which tokens skip the middle layers
         self.loss = self._loss_function()
         self.running = self.state.loss if math.isfinite(self.state.loss) else None
@@ -420,27 +427,32 @@ class Trainer:
         """The network itself, outside any wrapper accelerate put around it."""
         return self.accelerator.unwrap_model(self.network)
 
-    def next_batch(self) -> Batch:
-        """The batch of the current step: a function of (seed, step) only."""
-        config, step = self.config, self.state.step
-        first = step * config.batch
-        examples = [self.examples[i] for i in range(first, first + config.batch)]
-        self.generator.manual_seed(config.seed * 1_000_003 + step)
-        self.route_rng.manual_seed(config.seed * 7_919 + step)
-        batch = self.objective.collate(
-            examples, self.ids, self.tokenizer.get_vocab_size(), self.generator,
-            config.objective.corruption,
-        )  # fmt: skip
-        device = self.accelerator.device
-        for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
-            setattr(batch, name, getattr(batch, name).to(device))
-        return batch
+    def batch(self, step: int) -> Batch:
+        """The batch of `step`, on the CPU: a function of (seed, step) only."""
+        return self.batch_maker(step)
 
-    def step(self) -> float:
-        """Train on one batch; return its loss. Counts the step's wall and CPU time."""
+    def batches(self) -> Iterator[Batch]:
+        """The batches of the steps from the current one on, built by `config.workers` processes
+        when there are any (the same batches either way)."""
+        start = self.state.step
+        if self.config.workers <= 0:
+            return (self.batch(step) for step in itertools.count(start))
+        loader = torch.utils.data.DataLoader(
+            _Steps(self.batch_maker, start), batch_size=None, num_workers=self.config.workers,
+            prefetch_factor=4, persistent_workers=True,
+        )  # fmt: skip
+        return iter(loader)
+
+    def step(self, batch: Batch | None = None) -> float:
+        """Train on `batch` (the current step's, built here when not given); return its loss.
+        Counts the step's wall and CPU time."""
         wall, cpu = time.monotonic(), time.process_time()
         state, config = self.state, self.config
-        batch = self.next_batch()
+        batch = self.batch(state.step) if batch is None else batch
+        self.route_rng.manual_seed(config.seed * 7_919 + state.step)
+        device = self.accelerator.device
+        for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
+            setattr(batch, name, getattr(batch, name).to(device, non_blocking=True))
         lr = learning_rate(config, state.tokens)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -493,6 +505,38 @@ class Trainer:
         return state
 
 
+@dataclass(frozen=True)
+class BatchMaker:
+    """Builds the batch of a step from the examples: what the loop or a worker process runs."""
+
+    examples: Any
+    ids: Any
+    vocab_size: int
+    config: TrainConfig
+    collate: Callable[[list[Example], Any, int, torch.Generator, float], Batch]
+
+    def __call__(self, step: int) -> Batch:
+        first = step * self.config.batch
+        examples = [self.examples[i] for i in range(first, first + self.config.batch)]
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        return self.collate(
+            examples, self.ids, self.vocab_size, generator, self.config.objective.corruption
+        )
+
+
+class _Steps(torch.utils.data.Dataset):
+    """Step numbers from `start` on, as batches (endless: the loop decides when to stop)."""
+
+    def __init__(self, make: BatchMaker, start: int) -> None:
+        self.make, self.start = make, start
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.make(self.start + index)
+
+
 def train(
     network: torch.nn.Module,
     tokenizer: Tokenizer,
@@ -531,6 +575,7 @@ def train(
         total=config.max_tokens or None, initial=state.tokens, unit="tok", unit_scale=True,
         disable=not progress, dynamic_ncols=True,
     )  # fmt: skip
+    batches = trainer.batches()
     try:
         while not stop["now"]:
             if config.max_tokens is not None and state.tokens >= config.max_tokens:
@@ -539,7 +584,7 @@ def train(
             if config.max_minutes is not None and elapsed >= config.max_minutes * 60:
                 break
             before = state.tokens
-            trainer.step()
+            trainer.step(next(batches))
             rate = (state.tokens - tokens_before) / max(1e-9, time.monotonic() - started)
             bar.update(state.tokens - before)
             bar.set_postfix(
