@@ -48,6 +48,8 @@ parser.add_argument("--save-every", type=float, default=100.0)
 parser.add_argument("--init", default=str(ROOT / "infill_lsp" / "default_model"))
 parser.add_argument("--corpus", required=True, help="JSON lines (text, language), xz")
 parser.add_argument("--limit-files", type=int, default=0)
+parser.add_argument("--document-share", type=float, default=0.35)
+parser.add_argument("--known-length-share", type=float, default=0.5)
 args = parser.parse_args()
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,11 @@ config = TrainConfig(
     schedule_tokens=1,
     checkpoint_minutes=1e9,
     workers=args.workers,
-    objective=ObjectiveConfig(context=256, document_share=0.35, known_length_share=0.5),
+    objective=ObjectiveConfig(
+        context=256,
+        document_share=args.document_share,
+        known_length_share=args.known_length_share,
+    ),
 )
 trainer = Trainer(base.network, base.tokenizer, texts, languages, config, start=start)
 say("device", trainer.accelerator.device, "bf16", trainer.bf16)
@@ -131,7 +137,8 @@ metadata = {
             f"continued from the shipped model ({start.tokens:,} tokens) on one GPU in bf16: "
             f"batch {args.batch} x 256, AdamW peak {args.lr:g}, warm-up {args.warmup_share:.0%} "
             f"of the sitting, cosine to {args.floor:g} of the peak over {span:.0f} s; "
-            "documents 0.35 of windows, half the infill windows told their length"
+            f"documents {args.document_share:g} of windows, {args.known_length_share:g} of the "
+            "infill windows told their length"
         )
     }
 }
