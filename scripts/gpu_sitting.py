@@ -120,7 +120,7 @@ deadline = T0 + args.deadline
 span = max(1.0, deadline - began)
 
 
-def clock_rate(config: TrainConfig, tokens: int) -> float:
+def clock_rate(config: TrainConfig, tokens: int, minutes: float = 0.0) -> float:
     """Warm-up over the first warmup_share of the sitting's time, cosine to the floor after."""
     progress = min(1.0, (time.monotonic() - began) / span)
     if progress < args.warmup_share:

@@ -24,6 +24,7 @@ from infill_train.train import (
     Trainer,
     TrainingError,
     checkpoint_dir,
+    learning_rate,
     train,
     uses_bf16,
 )
@@ -306,7 +307,20 @@ def test_dense_tokens_are_counted_in_windows_of_the_run() -> None:
     assert tuned.objective.dense_windows == 0
     # train's defaults: the recipe measured in BENCHMARKS.md (session 13); finetune keeps its own.
     assert (default.batch, default.warmup_tokens, default.min_lr_ratio) == (4, 500_000, 0.05)
-    assert (tuned.batch, tuned.warmup_tokens, tuned.min_lr_ratio) == (32, 200_000, 0.1)
+    assert (tuned.batch, tuned.warmup_tokens, tuned.min_lr_ratio) == (8, 200_000, 0.1)
+    # finetune's decay follows its minutes (15 by default); train's follows tokens.
+    assert (tuned.schedule_minutes, default.schedule_minutes) == (15.0, None)
+    bounded = cli.train_config(cli.build_parser().parse_args([*finetune, "--max-tokens", "9000"]))
+    assert bounded.schedule_minutes is None and bounded.schedule_tokens == 9000
+
+
+def test_a_decay_over_minutes_reaches_the_floor_when_they_are_up() -> None:
+    config = tiny_config(lr=1e-3, min_lr_ratio=0.1, warmup_tokens=1_000, schedule_minutes=10.0)
+    assert learning_rate(config, 500, minutes=0.1) == pytest.approx(5e-4), "warm-up by tokens"
+    assert learning_rate(config, 10**9, minutes=0.0) == pytest.approx(1e-3), "tokens do not decay"
+    assert learning_rate(config, 5_000, minutes=5.0) == pytest.approx(5.5e-4)
+    assert learning_rate(config, 5_000, minutes=10.0) == pytest.approx(1e-4)
+    assert learning_rate(config, 5_000, minutes=30.0) == pytest.approx(1e-4)
 
 
 def test_untold_canvases_are_too_long_or_too_short_and_say_which(tokenizer) -> None:

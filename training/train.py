@@ -54,6 +54,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     warmup_tokens: int = 2_000_000
     schedule_tokens: int = 200_000_000  # the cosine decay's length, across all resumptions
+    # When set, the decay runs over this many minutes of the sitting instead, so a sitting bounded
+    # by time (a fine-tune) ends at the floor whatever the machine's speed.
+    schedule_minutes: float | None = None
     weight_decay: float = 0.01
     clip: float = 1.0
     max_tokens: int | None = None  # stop after this many tokens in total
@@ -189,11 +192,15 @@ def build_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.opti
     return Optimizers(muon, rest)
 
 
-def learning_rate(config: TrainConfig, tokens: int) -> float:
-    """Linear warm-up, then cosine decay to min_lr_ratio over schedule_tokens."""
+def learning_rate(config: TrainConfig, tokens: int, minutes: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio over schedule_tokens (or over
+    schedule_minutes of the sitting, `minutes` being how long it has run)."""
     if tokens < config.warmup_tokens:
         return config.lr * max(tokens, 1) / config.warmup_tokens
-    progress = min(1.0, (tokens - config.warmup_tokens) / max(1, config.schedule_tokens))
+    if config.schedule_minutes:
+        progress = min(1.0, minutes / config.schedule_minutes)
+    else:
+        progress = min(1.0, (tokens - config.warmup_tokens) / max(1, config.schedule_tokens))
     floor = config.lr * config.min_lr_ratio
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -402,6 +409,7 @@ class Trainer:
         self.route_rng = torch.Generator()  # which tokens skip the middle layers
         self.loss = self._loss_function()
         self.running = self.state.loss if math.isfinite(self.state.loss) else None
+        self.sitting_started = time.monotonic()
 
     def _loss_function(self) -> Callable[[Batch], torch.Tensor]:
         """The loss of one batch: the objective's, with token routing and compiled if asked."""
@@ -421,6 +429,10 @@ class Trainer:
         if config.compile:
             return torch.compile(loss, dynamic=True)
         return loss
+
+    def minutes(self) -> float:
+        """How long this sitting has run (the clock a `schedule_minutes` decay follows)."""
+        return (time.monotonic() - self.sitting_started) / 60
 
     @property
     def model(self) -> torch.nn.Module:
@@ -453,7 +465,7 @@ class Trainer:
         device = self.accelerator.device
         for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
             setattr(batch, name, getattr(batch, name).to(device, non_blocking=True))
-        lr = learning_rate(config, state.tokens)
+        lr = learning_rate(config, state.tokens, self.minutes())
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         with torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -589,7 +601,7 @@ def train(
             bar.update(state.tokens - before)
             bar.set_postfix(
                 loss=f"{state.loss:.3f}", tok_s=f"{rate:,.0f}",
-                lr=f"{learning_rate(config, state.tokens):.1e}",
+                lr=f"{learning_rate(config, state.tokens, trainer.minutes()):.1e}",
             )  # fmt: skip
             if time.monotonic() - last_checkpoint >= config.checkpoint_minutes * 60:
                 wall, cpu = time.monotonic(), time.process_time()
