@@ -2,10 +2,13 @@
 
 How the seventh default model was made (BENCHMARKS.md, "A sitting on a GPU"): the shipped sixth
 model, trained on for 516 s on one GPU by the project's own loop (`Trainer`), batches built by
-worker processes. The learning rate follows the clock (warm-up, then cosine to the floor at the
-deadline), since the throughput is unknown until the run starts. Snapshots go to --out as a tar in
-two halves (each under 16 MiB, for machines that hand back only small files; `cat` joins them),
-two alternating sets with the newest complete one named in latest.json, so a kill loses little.
+worker processes. The decay follows the clock (`TrainConfig.schedule_minutes`: cosine to the
+floor at the deadline), since the throughput is unknown until the run starts; the warm-up counts
+from the initial model's tokens. (v7's sitting warmed up over the first 4 % of its time, by a
+schedule this script then patched into the loop; the loop now has both mechanisms itself.)
+Snapshots go to --out as a tar in two halves (each under 16 MiB, for machines that hand back only
+small files; `cat` joins them), two alternating sets with the newest complete one named in
+latest.json, so a kill loses little.
 
 The GPU machine needs torch, transformers, accelerate, tokenizers, safetensors and tree-sitter
 with the corpus's grammars, not `datasets`: the corpus travels as JSON lines, xz-compressed
@@ -16,7 +19,7 @@ with the corpus's grammars, not `datasets`: the corpus travels as JSON lines, xz
      for r in datasets.load_from_disk('runs/corpus-default')['train']]"
 
     python3 scripts/gpu_sitting.py --corpus train.jsonl.xz --out OUT --deadline 545 \\
-        --workers 14 --lr 1.5e-3 --batch 256
+        --workers 14 --lr 1.5e-3 --batch 256 --warmup-tokens 30000000
 """
 
 import argparse
@@ -41,7 +44,7 @@ parser.add_argument("--out", required=True)
 parser.add_argument("--deadline", type=float, required=True, help="seconds after start")
 parser.add_argument("--batch", type=int, default=256)
 parser.add_argument("--lr", type=float, default=2e-3)
-parser.add_argument("--warmup-share", type=float, default=0.04)
+parser.add_argument("--warmup-tokens", type=int, default=30_000_000)
 parser.add_argument("--floor", type=float, default=0.05)
 parser.add_argument("--workers", type=int, default=12)
 parser.add_argument("--save-every", type=float, default=100.0)
@@ -78,7 +81,6 @@ import transformers  # noqa: E402
 say("transformers", transformers.__version__)
 
 from infill_lsp.model import load_model  # noqa: E402
-from training import train as train_module  # noqa: E402
 from training.cli import _continued_state  # noqa: E402
 from training.objective import ObjectiveConfig  # noqa: E402
 from training.train import TrainConfig, Trainer  # noqa: E402
@@ -96,13 +98,16 @@ say(f"corpus: {len(texts)} files, {sum(map(len, texts)):,} chars")
 base = load_model(args.init, dtype="float32")
 start = _continued_state(base.metadata.get("recipe", {}))
 say(f"init {args.init}: {start.tokens:,} tokens, step {start.step}")
+deadline = T0 + args.deadline
 config = TrainConfig(
     size="small",
     batch=args.batch,
     lr=args.lr,
     min_lr_ratio=args.floor,
-    warmup_tokens=0,
-    schedule_tokens=1,
+    # The loop's own clock: the decay ends at the deadline whatever the throughput, and the
+    # warm-up counts from the initial model's tokens (a fresh optimizer on a trained model).
+    warmup_tokens=args.warmup_tokens,
+    schedule_minutes=max(1.0, deadline - time.monotonic()) / 60,
     checkpoint_minutes=1e9,
     workers=args.workers,
     objective=ObjectiveConfig(
@@ -116,29 +121,14 @@ say("device", trainer.accelerator.device, "bf16", trainer.bf16)
 batches = trainer.batches()
 batch = next(batches)
 began = time.monotonic()
-deadline = T0 + args.deadline
-span = max(1.0, deadline - began)
-
-
-def clock_rate(config: TrainConfig, tokens: int, minutes: float = 0.0) -> float:
-    """Warm-up over the first warmup_share of the sitting's time, cosine to the floor after."""
-    progress = min(1.0, (time.monotonic() - began) / span)
-    if progress < args.warmup_share:
-        return args.lr * max(progress / args.warmup_share, 0.01)
-    p = (progress - args.warmup_share) / (1 - args.warmup_share)
-    floor = args.lr * args.floor
-    return floor + (args.lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
-
-
-train_module.learning_rate = clock_rate  # the loop reads the module's function each step
 metadata = {
     "recipe": {
         "sitting": (
             f"continued from the shipped model ({start.tokens:,} tokens) on one GPU in bf16: "
-            f"batch {args.batch} x 256, AdamW peak {args.lr:g}, warm-up {args.warmup_share:.0%} "
-            f"of the sitting, cosine to {args.floor:g} of the peak over {span:.0f} s; "
-            f"documents {args.document_share:g} of windows, {args.known_length_share:g} of the "
-            "infill windows told their length"
+            f"batch {args.batch} x 256, AdamW peak {args.lr:g}, warm-up {args.warmup_tokens:,} "
+            f"tokens, cosine to {args.floor:g} of the peak over "
+            f"{config.schedule_minutes * 60:.0f} s; documents {args.document_share:g} of windows, "
+            f"{args.known_length_share:g} of the infill windows told their length"
         )
     }
 }
@@ -189,7 +179,7 @@ while time.monotonic() < deadline:
         say(
             f"step {trainer.state.step} tokens {trainer.state.tokens:,} "
             f"loss {trainer.state.loss:.4f} "
-            f"lr {clock_rate(config, 0):.2e} {rate:,.0f} tok/s, waited for data {waited:.1f} s"
+            f"lr {trainer.lr:.2e} {rate:,.0f} tok/s, waited for data {waited:.1f} s"
         )
         last_log = now
     if not math.isfinite(trainer.state.loss):

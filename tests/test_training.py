@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from infill_train.train import (
     TrainConfig,
     Trainer,
     TrainingError,
+    TrainState,
     checkpoint_dir,
     learning_rate,
     train,
@@ -316,7 +318,7 @@ def test_dense_tokens_are_counted_in_windows_of_the_run() -> None:
 
 def test_a_decay_over_minutes_reaches_the_floor_when_they_are_up() -> None:
     config = tiny_config(lr=1e-3, min_lr_ratio=0.1, warmup_tokens=1_000, schedule_minutes=10.0)
-    assert learning_rate(config, 500, minutes=0.1) == pytest.approx(5e-4), "warm-up by tokens"
+    assert learning_rate(config, 500, minutes=0.0) == pytest.approx(5e-4), "warm-up by tokens"
     assert learning_rate(config, 10**9, minutes=0.0) == pytest.approx(1e-3), "tokens do not decay"
     assert learning_rate(config, 5_000, minutes=5.0) == pytest.approx(5.5e-4)
     assert learning_rate(config, 5_000, minutes=10.0) == pytest.approx(1e-4)
@@ -474,6 +476,21 @@ def test_training_lowers_loss_writes_a_loadable_model_and_resumes(tmp_path, toke
     saved = json.loads((checkpoint_dir(out) / "state.json").read_text())
     assert saved["state"]["step"] == resumed.step
     assert resumed.cpu_seconds > state.cpu_seconds and resumed.cpu_counted_from == 0
+    assert resumed.warmup_from == 0, "a resumed optimizer keeps the warm-up it had"
+
+
+def test_a_fresh_optimizer_warms_up_also_on_a_model_that_has_trained(tokenizer) -> None:
+    config = tiny_config(lr=1e-3, min_lr_ratio=0.1, warmup_tokens=1_000, schedule_tokens=10_000)
+    assert learning_rate(config, 100_000) == pytest.approx(1e-4), "past the decay: the floor"
+    assert learning_rate(config, 100_000, since=99_500) == pytest.approx(0.5e-4)
+    assert learning_rate(config, 100_000, since=99_000) == pytest.approx(1e-4)
+    network = build_network("test", tokenizer, max_positions=256)
+    texts = [make_text(i) for i in range(4)]
+    continued = Trainer(network, tokenizer, texts, ["python"] * 4, config,
+                        start=TrainState(step=90, tokens=100_000))  # fmt: skip
+    assert continued.state.warmup_from == 100_000  # --init: counts go on, the warm-up restarts
+    continued.step()
+    assert continued.optimizer.param_groups[0]["lr"] < 0.5e-4
 
 
 def test_worker_processes_build_the_same_batches_as_the_loop(tokenizer) -> None:
@@ -483,7 +500,11 @@ def test_worker_processes_build_the_same_batches_as_the_loop(tokenizer) -> None:
     loop.state.step = 7  # a resumed run's workers start at its step
     workers = Trainer(network, tokenizer, texts, ["python"] * 20, tiny_config(workers=2))
     workers.state.step = 7
-    steps = (itertools.islice(t.batches(), 3) for t in (loop, workers))
+    before = set(multiprocessing.active_children())
+    fetching = workers.batches()
+    started = set(multiprocessing.active_children()) - before
+    assert len(started) == 2, "the batches come from two worker processes"
+    steps = (itertools.islice(loop.batches(), 3), itertools.islice(fetching, 3))
     for built, fetched in zip(*steps, strict=True):
         for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
             assert torch.equal(getattr(built, name), getattr(fetched, name)), name

@@ -396,7 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = subs.add_parser("train", help="train a model from scratch")
     train.add_argument("--corpus", required=True)
     train.add_argument("--tokenizer", help="tokenizer directory")
-    train.add_argument("--init", help="continue from this model directory's weights and counts")
+    train.add_argument(
+        "--init",
+        help="continue from this model directory's weights and counts; a fresh optimizer warms up",
+    )
     train.add_argument("--size", choices=sorted(PRESETS), default="small")
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint")

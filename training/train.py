@@ -86,6 +86,9 @@ class TrainState:
     # recorded only wall time: cpu_counted_from says at how many tokens the count began.
     cpu_seconds: float = 0.0
     cpu_counted_from: int = 0
+    # The tokens at which this run's optimizer started: its warm-up counts from here (0 from
+    # scratch; the initial model's count when continued with a fresh optimizer, --init).
+    warmup_from: int = 0
     loss: float = float("nan")
     history: list[dict[str, float]] = field(default_factory=list)  # loss curve, coarse
 
@@ -192,17 +195,20 @@ def build_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.opti
     return Optimizers(muon, rest)
 
 
-def learning_rate(config: TrainConfig, tokens: int, minutes: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to min_lr_ratio over schedule_tokens (or over
-    schedule_minutes of the sitting, `minutes` being how long it has run)."""
-    if tokens < config.warmup_tokens:
-        return config.lr * max(tokens, 1) / config.warmup_tokens
+def learning_rate(config: TrainConfig, tokens: int, minutes: float = 0.0, since: int = 0) -> float:
+    """Cosine decay to min_lr_ratio over schedule_tokens (or over schedule_minutes of the
+    sitting, `minutes` being how long it has run), after a linear warm-up over the first
+    warmup_tokens since `since` (TrainState.warmup_from) that rises to the decay's rate."""
     if config.schedule_minutes:
         progress = min(1.0, minutes / config.schedule_minutes)
     else:
-        progress = min(1.0, (tokens - config.warmup_tokens) / max(1, config.schedule_tokens))
+        progress = min(1.0, max(0, tokens - config.warmup_tokens) / max(1, config.schedule_tokens))
     floor = config.lr * config.min_lr_ratio
-    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    rate = floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    warmed = tokens - since
+    if warmed < config.warmup_tokens:
+        return rate * max(warmed, 1) / config.warmup_tokens
+    return rate
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -392,7 +398,7 @@ class Trainer:
         self.examples = objective.examples(
             texts, languages, tokenizer, config.objective, config.seed
         )
-        self.batch_maker = BatchMaker(
+        self.batch = BatchMaker(
             self.examples, self.ids, tokenizer.get_vocab_size(), config, objective.collate
         )
         optimizer = build_optimizer(network, config)
@@ -402,6 +408,8 @@ class Trainer:
                 raise TrainingError(f"nothing to resume: {resume_from} holds no checkpoint")
             self.state = load_checkpoint(resume_from, network, optimizer)
             log.info("resumed at step %d, %d tokens", self.state.step, self.state.tokens)
+        else:  # a fresh optimizer warms up from here, also on a model that has trained before
+            self.state.warmup_from = self.state.tokens
         if self.state.cpu_seconds == 0.0:
             self.state.cpu_counted_from = self.state.tokens
         self.network, self.optimizer = self.accelerator.prepare(network, optimizer)
@@ -410,6 +418,7 @@ class Trainer:
         self.loss = self._loss_function()
         self.running = self.state.loss if math.isfinite(self.state.loss) else None
         self.sitting_started = time.monotonic()
+        self.lr = 0.0  # the rate of the last step
 
     def _loss_function(self) -> Callable[[Batch], torch.Tensor]:
         """The loss of one batch: the objective's, with token routing and compiled if asked."""
@@ -439,10 +448,6 @@ class Trainer:
         """The network itself, outside any wrapper accelerate put around it."""
         return self.accelerator.unwrap_model(self.network)
 
-    def batch(self, step: int) -> Batch:
-        """The batch of `step`, on the CPU: a function of (seed, step) only."""
-        return self.batch_maker(step)
-
     def batches(self) -> Iterator[Batch]:
         """The batches of the steps from the current one on, built by `config.workers` processes
         when there are any (the same batches either way)."""
@@ -450,7 +455,7 @@ class Trainer:
         if self.config.workers <= 0:
             return (self.batch(step) for step in itertools.count(start))
         loader = torch.utils.data.DataLoader(
-            _Steps(self.batch_maker, start), batch_size=None, num_workers=self.config.workers,
+            _Steps(self.batch, start), batch_size=None, num_workers=self.config.workers,
             prefetch_factor=4, persistent_workers=True,
         )  # fmt: skip
         return iter(loader)
@@ -465,7 +470,7 @@ class Trainer:
         device = self.accelerator.device
         for name in ("input_ids", "attention_mask", "positions", "targets", "weights"):
             setattr(batch, name, getattr(batch, name).to(device, non_blocking=True))
-        lr = learning_rate(config, state.tokens, self.minutes())
+        lr = self.lr = learning_rate(config, state.tokens, self.minutes(), state.warmup_from)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         with torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -601,7 +606,7 @@ def train(
             bar.update(state.tokens - before)
             bar.set_postfix(
                 loss=f"{state.loss:.3f}", tok_s=f"{rate:,.0f}",
-                lr=f"{learning_rate(config, state.tokens, trainer.minutes()):.1e}",
+                lr=f"{trainer.lr:.1e}",
             )  # fmt: skip
             if time.monotonic() - last_checkpoint >= config.checkpoint_minutes * 60:
                 wall, cpu = time.monotonic(), time.process_time()
